@@ -1,0 +1,1 @@
+"""Metadata: the embedded database and the indexes kept in it, all derived from storage."""

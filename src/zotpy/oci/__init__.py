@@ -1,0 +1,1 @@
+"""OCI value types: digests, names and references, media types, manifest parsing."""

@@ -1,0 +1,1 @@
+"""Storage: byte-level drivers and the OCI-aware image store above them."""

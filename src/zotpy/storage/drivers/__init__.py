@@ -1,0 +1,31 @@
+"""Storage drivers, chosen by name from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from zotpy.errors import ConfigError
+from zotpy.storage.drivers.base import (
+    Driver,
+    FileInfo,
+    PathNotFound,
+    PathOutsideRoot,
+    StorageError,
+    StorageFull,
+)
+from zotpy.storage.drivers.local import LocalDriver
+
+__all__ = ["Driver", "FileInfo", "LocalDriver", "PathNotFound", "PathOutsideRoot", "StorageError",
+           "StorageFull", "build_driver"]
+
+AVAILABLE = ("local",)
+
+
+def build_driver(root: str, settings: Mapping[str, Any] | None, *, commit: bool) -> Driver:
+    """The driver a store's config names (no ``storageDriver`` means the local filesystem)."""
+    name = (settings or {}).get("name", "local")
+    if name == "local":
+        return LocalDriver(root, commit=commit)
+    raise ConfigError(f"storage.storageDriver.name: {name!r} is not available "
+                      f"(available: {', '.join(AVAILABLE)})")

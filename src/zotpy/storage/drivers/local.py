@@ -1,0 +1,201 @@
+"""The local filesystem driver: atomic writes by temp file + rename, hard links for dedupe."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from zotpy.storage.drivers.base import FileInfo, PathNotFound, PathOutsideRoot, StorageError, StorageFull
+
+CHUNK_SIZE = 1024 * 1024
+TEMP_PREFIX = ".tmp-"
+
+
+class LocalDriver:
+    """Stores bytes under ``root``; every path is checked to stay inside it."""
+
+    def __init__(self, root: str, *, commit: bool = False) -> None:
+        self.root = os.path.realpath(root)
+        self.commit = commit
+        os.makedirs(self.root, exist_ok=True)
+
+    def _abs(self, path: str) -> str:
+        if "\x00" in path or path.startswith("/"):
+            raise PathOutsideRoot("invalid path")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if any(p == ".." for p in parts):
+            raise PathOutsideRoot("invalid path")
+        if not parts:
+            return self.root
+        full = os.path.join(self.root, *parts)
+        # Symlinks inside the root could still point out; refuse any that do.
+        parent = os.path.realpath(os.path.dirname(full))
+        if parent != self.root and not parent.startswith(self.root + os.sep):
+            raise PathOutsideRoot("invalid path")
+        return full
+
+    def local_path(self, path: str) -> str | None:
+        """The absolute filesystem path (only local drivers have one)."""
+        return self._abs(path)
+
+    def stat(self, path: str) -> FileInfo:
+        with _translated():
+            st = os.stat(self._abs(path))
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return FileInfo(st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode), identity)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self._abs(path))
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(self._abs(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        with _translated(), open(self._abs(path), "rb") as f:
+            return f.read()
+
+    def open_read(self, path: str, offset: int = 0) -> BinaryIO:
+        with _translated():
+            f = open(self._abs(path), "rb")  # noqa: SIM115 - the caller streams and closes it
+        if offset:
+            f.seek(offset)
+        return f
+
+    def iter_chunks(self, path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        with self.open_read(path) as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def make_dirs(self, path: str) -> None:
+        with _translated():
+            os.makedirs(self._abs(path), exist_ok=True)
+
+    def write_atomic(self, path: str, chunks: Iterable[bytes]) -> int:
+        """Write to a temp file beside ``path`` and rename it over; returns the size written."""
+        target = self._abs(path)
+        directory = os.path.dirname(target)
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        with _translated():
+            os.makedirs(directory, exist_ok=True)
+            try:
+                with open(tmp, "wb") as f:
+                    size = _copy_chunks(chunks, f)
+                    if self.commit:
+                        f.flush()
+                        os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+            if self.commit:
+                _fsync_dir(directory)
+        return size
+
+    def create(self, path: str) -> None:
+        target = self._abs(path)
+        with _translated():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "xb"):
+                pass
+
+    def append(self, path: str, chunks: Iterable[bytes]) -> int:
+        """Append to an existing file; returns its new size."""
+        with _translated(), open(self._abs(path), "r+b") as f:
+            start = f.seek(0, os.SEEK_END)
+            try:
+                _copy_chunks(chunks, f)
+            except BaseException:
+                # A chunk that did not arrive whole leaves no trace: the client resumes from `start`.
+                f.truncate(start)
+                raise
+            if self.commit:
+                f.flush()
+                os.fsync(f.fileno())
+            return f.tell()
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._abs(src), self._abs(dst)
+        with _translated():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(source, target)
+            if self.commit:
+                _fsync_dir(os.path.dirname(target))
+
+    def link(self, src: str, dst: str) -> bool:
+        """Hard-link ``src`` at ``dst`` atomically; False when the filesystem cannot link."""
+        source, target = self._abs(src), self._abs(dst)
+        directory = os.path.dirname(target)
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        with _translated():
+            os.makedirs(directory, exist_ok=True)
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    return False
+                raise
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+        return True
+
+    def delete(self, path: str) -> None:
+        with _translated():
+            os.unlink(self._abs(path))
+
+    def delete_tree(self, path: str) -> None:
+        target = self._abs(path)
+        if target == self.root:
+            raise PathOutsideRoot("refusing to delete the root")
+        with _translated():
+            shutil.rmtree(target)
+
+    def list_dir(self, path: str) -> list[str]:
+        with _translated():
+            return sorted(os.listdir(self._abs(path)))
+
+
+def _copy_chunks(chunks: Iterable[bytes], f: BinaryIO) -> int:
+    size = 0
+    for chunk in chunks:
+        f.write(chunk)
+        size += len(chunk)
+    return size
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn OS errors into the drivers' vocabulary."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise PathNotFound(os.path.basename(exc.filename or "")) from exc
+    except NotADirectoryError as exc:
+        raise PathNotFound("not a directory") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("no space left on the storage device") from exc
+        raise StorageError(exc.strerror or "storage error") from exc

@@ -1,0 +1,491 @@
+"""OCI layout semantics for the repositories of one store, written once over a byte driver.
+
+Blobs, upload sessions, manifests, index.json (tags as ``org.opencontainers.image.ref.name``),
+referrers and dedupe placement all live here; the driver only moves bytes. Writes to a
+repository's index.json happen under that repository's cross-process lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+from zotpy.errors import (
+    BlobInUse,
+    BlobUnknown,
+    BlobUploadUnknown,
+    Denied,
+    DigestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    RangeInvalid,
+)
+from zotpy.oci import mediatypes as mt
+from zotpy.oci.digest import DEFAULT_ALGORITHM, Digest, new_hasher
+from zotpy.oci.manifest import Manifest
+from zotpy.oci.names import is_valid_name
+from zotpy.storage import layout
+from zotpy.storage.drivers.base import Driver, PathNotFound
+from zotpy.storage.interfaces import Locks, StorageIndex
+from zotpy.storage.repoview import ManifestCache, RepoView
+
+log = logging.getLogger(__name__)
+
+_SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
+LOCK_BUCKETS = 1024
+_SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR, ".sync"})
+
+
+class _HashStates:
+    """Hash state of recent uploads in this process, so a finished upload need not be re-read."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._items: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self.capacity = capacity
+
+    def take(self, key: str, size: int) -> Any | None:
+        state = self._items.pop(key, None)
+        return state[1] if state is not None and state[0] == size else None
+
+    def put(self, key: str, size: int, hasher: Any) -> None:
+        self._items[key] = (size, hasher)
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
+class ImageStore:
+    """The repositories under one storage root."""
+
+    def __init__(self, driver: Driver, index: StorageIndex, locks: Locks, *, dedupe: bool = True) -> None:
+        self.driver = driver
+        self.index = index
+        self.locks = locks
+        self.dedupe = dedupe
+        self._views: OrderedDict[str, tuple[tuple[int, ...], RepoView]] = OrderedDict()
+        self._manifests = ManifestCache()
+        self._hashes = _HashStates()
+
+    # -- repositories -------------------------------------------------------------------
+
+    def repo_exists(self, repo: str) -> bool:
+        return self.driver.exists(layout.index_path(repo)) and self.driver.exists(layout.layout_path(repo))
+
+    def ensure_repo(self, repo: str) -> None:
+        """Create the repository's OCI layout on first use."""
+        if self.repo_exists(repo):
+            return
+        with self.locks.lock(_repo_lock(repo)):
+            self._ensure_repo_locked(repo)
+
+    def _ensure_repo_locked(self, repo: str) -> None:
+        if not self.repo_exists(repo):
+            self.driver.make_dirs(f"{repo}/{layout.BLOBS_DIR}")
+            if not self.driver.exists(layout.layout_path(repo)):
+                self.driver.write_atomic(layout.layout_path(repo), [layout.LAYOUT_DOCUMENT])
+            if not self.driver.exists(layout.index_path(repo)):
+                empty = layout.encode_index(dict(layout.EMPTY_INDEX))
+                self.driver.write_atomic(layout.index_path(repo), [empty])
+        self.index.add_repository(repo)
+
+    def list_repositories(self, last: str | None, limit: int | None) -> list[str]:
+        return self.index.list_repositories(last, limit)
+
+    def view(self, repo: str) -> RepoView:
+        """The current view of ``repo``; NAME_UNKNOWN when it has no layout."""
+        try:
+            identity = self.driver.stat(layout.index_path(repo)).identity
+        except PathNotFound:
+            raise NameUnknown(detail={"name": repo}) from None
+        cached = self._views.get(repo)
+        if cached is not None and cached[0] == identity:
+            self._views.move_to_end(repo)
+            return cached[1]
+        try:
+            doc = layout.decode_index(self.driver.read_bytes(layout.index_path(repo)))
+        except PathNotFound:
+            raise NameUnknown(detail={"name": repo}) from None
+        except ValueError:
+            log.error("unreadable index.json", extra={"repository": repo})
+            doc = dict(layout.EMPTY_INDEX)
+        view = RepoView(doc["manifests"], lambda digest, kind: self._load_manifest(repo, digest, kind))
+        self._views[repo] = (identity, view)
+        if len(self._views) > 4096:
+            self._views.popitem(last=False)
+        return view
+
+    def _load_manifest(self, repo: str, digest: str, media_type: str) -> Manifest | None:
+        try:
+            parsed = Digest.parse(digest)
+        except DigestInvalid:
+            return None
+        return self._manifests.get(digest, media_type,
+                                   lambda: self.driver.read_bytes(layout.blob_path(repo, parsed)))
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def blob_size(self, repo: str, digest: Digest) -> int:
+        """Size of a blob held by ``repo``; BLOB_UNKNOWN otherwise."""
+        try:
+            info = self.driver.stat(layout.blob_path(repo, digest))
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+        if info.is_dir:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return info.size
+
+    def has_blob(self, repo: str, digest: Digest) -> bool:
+        try:
+            self.blob_size(repo, digest)
+        except BlobUnknown:
+            return False
+        return True
+
+    def open_blob(self, repo: str, digest: Digest, offset: int = 0) -> BinaryIO:
+        try:
+            return self.driver.open_read(layout.blob_path(repo, digest), offset)
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+
+    def blob_path(self, repo: str, digest: Digest) -> str | None:
+        """A local filesystem path for zero-copy serving, when the driver has one."""
+        return self.driver.local_path(layout.blob_path(repo, digest))
+
+    def delete_blob(self, repo: str, digest: Digest) -> None:
+        """Remove the repository's copy; refused while a manifest here references it."""
+        with self.locks.lock(_repo_lock(repo)):
+            view = self.view(repo)
+            self.blob_size(repo, digest)
+            if str(digest) in view.referenced_blobs or str(digest) in view.top_level:
+                raise BlobInUse("blob is referenced by a manifest", detail={"digest": str(digest)})
+            self._remove_blob_file(repo, digest)
+
+    def _remove_blob_file(self, repo: str, digest: Digest) -> None:
+        path = layout.blob_path(repo, digest)
+        try:
+            self.driver.delete(path)
+        except PathNotFound:
+            pass
+        self.index.remove_location(str(digest), path)
+
+    def mount_blob(self, repo: str, digest: Digest, from_repo: str | None) -> bool:
+        """Make a blob held elsewhere in this store available in ``repo`` without a transfer."""
+        source: str | None = None
+        if from_repo is not None and is_valid_name(from_repo) and self.has_blob(from_repo, digest):
+            source = layout.blob_path(from_repo, digest)
+        elif from_repo is None and self.dedupe:
+            source = self._existing_location(digest)
+        if source is None:
+            return False
+        self.ensure_repo(repo)
+        target = layout.blob_path(repo, digest)
+        with self.locks.lock(_blob_lock(digest)):
+            linked = self.driver.exists(target) or (self.dedupe and self.driver.link(source, target))
+            if not linked:
+                self.driver.write_atomic(target, self.driver.iter_chunks(source))
+            if self.dedupe:
+                self.index.add_location(str(digest), target)
+        return True
+
+    def _existing_location(self, digest: Digest) -> str | None:
+        for location in self.index.locations(str(digest)):
+            if self.driver.exists(location):
+                return location
+            self.index.remove_location(str(digest), location)
+        return None
+
+    # -- uploads -------------------------------------------------------------------------
+
+    def new_upload(self, repo: str) -> str:
+        """Open an upload session in ``repo``; it survives restarts (it is a file)."""
+        self.ensure_repo(repo)
+        session_id = uuid.uuid4().hex
+        self.driver.create(layout.upload_path(repo, session_id))
+        self._hashes.put(_upload_key(repo, session_id), 0, new_hasher())
+        return session_id
+
+    def upload_size(self, repo: str, session_id: str) -> int:
+        return self._upload_info(repo, session_id)
+
+    def _upload_info(self, repo: str, session_id: str) -> int:
+        if not _SESSION_RE.match(session_id):
+            raise BlobUploadUnknown(detail={"session": session_id[:64]})
+        try:
+            return self.driver.stat(layout.upload_path(repo, session_id)).size
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"session": session_id}) from None
+
+    def append_upload(self, repo: str, session_id: str, chunks: Iterable[bytes], start: int | None) -> int:
+        """Append a chunk; ``start`` (from Content-Range) must continue the upload, else 416."""
+        key = _upload_key(repo, session_id)
+        with self.locks.lock(_upload_lock(key)):
+            size = self._upload_info(repo, session_id)
+            if start is not None and start != size:
+                raise RangeInvalid("chunk does not continue the upload", detail={"offset": size},
+                                   headers=_range_headers(size))
+            hasher = self._hashes.take(key, size)
+            stream = _hashing(chunks, hasher) if hasher is not None else chunks
+            new_size = self.driver.append(layout.upload_path(repo, session_id), stream)
+            if hasher is not None:
+                self._hashes.put(key, new_size, hasher)
+            return new_size
+
+    def cancel_upload(self, repo: str, session_id: str) -> None:
+        self._upload_info(repo, session_id)
+        self._hashes.drop(_upload_key(repo, session_id))
+        try:
+            self.driver.delete(layout.upload_path(repo, session_id))
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"session": session_id}) from None
+
+    def finish_upload(self, repo: str, session_id: str, digest: Digest,
+                      chunks: Iterable[bytes] | None, start: int | None) -> int:
+        """Append the last chunk, verify the digest and commit the blob into ``repo``."""
+        key = _upload_key(repo, session_id)
+        if chunks is not None:
+            self.append_upload(repo, session_id, chunks, start)
+        with self.locks.lock(_upload_lock(key)):
+            size = self._upload_info(repo, session_id)
+            path = layout.upload_path(repo, session_id)
+            hasher = self._hashes.take(key, size) if digest.algorithm == DEFAULT_ALGORITHM else None
+            if hasher is None:
+                hasher = digest.hasher()
+                for chunk in self.driver.iter_chunks(path):
+                    hasher.update(chunk)
+            if hasher.hexdigest() != digest.hex:
+                # The session stays so the client may retry, as the spec allows.
+                raise DigestInvalid(detail={"digest": str(digest)})
+            self._place_blob(repo, digest, path, size)
+        return size
+
+    def put_blob(self, repo: str, digest: Digest, chunks: Iterable[bytes]) -> int:
+        """A monolithic upload: stream into a session file, verify, commit."""
+        self.ensure_repo(repo)
+        session_id = uuid.uuid4().hex
+        path = layout.upload_path(repo, session_id)
+        hasher = digest.hasher()
+        try:
+            size = self.driver.write_atomic(path, _hashing(chunks, hasher))
+            if hasher.hexdigest() != digest.hex:
+                raise DigestInvalid(detail={"digest": str(digest)})
+            self._place_blob(repo, digest, path, size)
+        finally:
+            if self.driver.exists(path):
+                self.driver.delete(path)
+        return size
+
+    def _place_blob(self, repo: str, digest: Digest, upload: str, size: int) -> None:
+        """Move a verified upload into place, or link an identical copy when dedupe is on."""
+        target = layout.blob_path(repo, digest)
+        with self.locks.lock(_blob_lock(digest)):
+            if not self.driver.exists(target):
+                placed = False
+                if self.dedupe:
+                    source = self._existing_location(digest)
+                    placed = source is not None and source != target and self.driver.link(source, target)
+                if placed:
+                    self.driver.delete(upload)
+                else:
+                    self.driver.move(upload, target)
+            else:
+                self.driver.delete(upload)
+            if self.dedupe:
+                self.index.add_location(str(digest), target)
+
+    # -- manifests -----------------------------------------------------------------------
+
+    def resolve(self, repo: str, reference: str) -> tuple[Digest, str]:
+        """Digest and media type of a tag or digest reference known to ``repo``."""
+        view = self.view(repo)
+        if ":" in reference:
+            digest = Digest.parse(reference)
+            entry = view.top_level.get(str(digest)) or view.children.get(str(digest))
+        else:
+            entry = view.tags.get(reference)
+            digest = Digest.parse(entry["digest"]) if entry else None  # type: ignore[assignment]
+        if entry is None or digest is None:
+            raise ManifestUnknown(detail={"reference": reference[:200]})
+        return digest, str(entry.get("mediaType") or mt.OCI_MANIFEST)
+
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, Digest, str]:
+        """Raw bytes, digest and media type of a manifest by tag or digest."""
+        digest, media_type = self.resolve(repo, reference)
+        try:
+            raw = self.driver.read_bytes(layout.blob_path(repo, digest))
+        except PathNotFound:
+            raise ManifestUnknown(detail={"reference": reference[:200]}) from None
+        return raw, digest, media_type
+
+    def put_manifest(self, repo: str, manifest: Manifest, digest: Digest, tags: list[str]) -> bool:
+        """Store the manifest blob and record it in index.json; returns True if the repo is new."""
+        created = not self.repo_exists(repo)
+        with self.locks.lock(_repo_lock(repo)):
+            self._ensure_repo_locked(repo)
+            path = layout.blob_path(repo, digest)
+            if not self.driver.exists(path):
+                self.driver.write_atomic(path, [manifest.raw])
+            doc = self._read_index(repo)
+            if _record(doc["manifests"], manifest, digest, tags):
+                self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+        return created
+
+    def delete_manifest(self, repo: str, reference: str) -> Digest:
+        """Untag (tag reference) or remove every entry of a digest; returns the digest."""
+        with self.locks.lock(_repo_lock(repo)):
+            view = self.view(repo)
+            doc = self._read_index(repo)
+            entries: list[dict[str, Any]] = doc["manifests"]
+            if ":" in reference:
+                digest = Digest.parse(reference)
+                kept = [e for e in entries if e.get("digest") != str(digest)]
+                if len(kept) == len(entries):
+                    if view.is_child(str(digest)):
+                        raise Denied("manifest is referenced by an image index", status=405)
+                    raise ManifestUnknown(detail={"reference": reference[:200]})
+                if view.is_child(str(digest)):
+                    raise Denied("manifest is referenced by an image index", status=405)
+            else:
+                entry = view.tags.get(reference)
+                if entry is None:
+                    raise ManifestUnknown(detail={"reference": reference[:200]})
+                digest = Digest.parse(entry["digest"])
+                kept = [e for e in entries if layout.tag_of(e) != reference]
+                if not any(e.get("digest") == str(digest) for e in kept):
+                    kept.append(_untagged(entry))
+            doc["manifests"] = kept
+            self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+            if ":" in reference and str(digest) not in view.referenced_blobs:
+                self._remove_blob_file(repo, digest)
+        return digest
+
+    def _read_index(self, repo: str) -> dict[str, Any]:
+        try:
+            return layout.decode_index(self.driver.read_bytes(layout.index_path(repo)))
+        except PathNotFound:
+            raise NameUnknown(detail={"name": repo}) from None
+
+    def tag_page(self, repo: str, last: str | None, limit: int | None) -> tuple[list[str], bool]:
+        return self.view(repo).tag_page(last, limit)
+
+    def referrers(self, repo: str, subject: Digest) -> list[dict[str, Any]]:
+        try:
+            view = self.view(repo)
+        except NameUnknown:
+            return []
+        return view.referrers(subject)
+
+    # -- startup -------------------------------------------------------------------------
+
+    def scan(self) -> Iterator[str]:
+        """Every repository on disk: directories holding an OCI layout with a valid name."""
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            try:
+                names = self.driver.list_dir(prefix or ".")
+            except PathNotFound:
+                continue
+            is_layout = layout.INDEX_FILE in names and layout.LAYOUT_FILE in names
+            if prefix and is_layout and is_valid_name(prefix):
+                yield prefix
+            for name in names:
+                if name in _SKIP_DIRS or name.startswith((".", "_")):
+                    continue
+                child = f"{prefix}/{name}" if prefix else name
+                if self.driver.is_dir(child):
+                    stack.append(child)
+
+    def blob_locations(self, repo: str) -> Iterator[tuple[str, str]]:
+        """(digest, path) of every blob file a repository holds."""
+        for algorithm in self._list(f"{repo}/{layout.BLOBS_DIR}"):
+            for encoded in self._list(f"{repo}/{layout.BLOBS_DIR}/{algorithm}"):
+                if not encoded.startswith("."):
+                    yield f"{algorithm}:{encoded}", f"{repo}/{layout.BLOBS_DIR}/{algorithm}/{encoded}"
+
+    def _list(self, path: str) -> list[str]:
+        try:
+            return self.driver.list_dir(path)
+        except PathNotFound:
+            return []
+
+    def reconcile(self) -> int:
+        """Rebuild the catalog and dedupe index from what is on disk; returns the repository count."""
+        repos = sorted(self.scan())
+        locations = (pair for repo in repos for pair in self.blob_locations(repo) if self.dedupe)
+        self.index.replace_all(repos, locations)
+        return len(repos)
+
+
+def _record(entries: list[dict[str, Any]], manifest: Manifest, digest: Digest, tags: list[str]) -> bool:
+    """Point ``tags`` (or an untagged entry) at ``digest`` in index.json entries; True if changed."""
+    descriptor: dict[str, Any] = {"mediaType": manifest.media_type, "digest": str(digest),
+                                  "size": len(manifest.raw)}
+    if manifest.artifact_type:
+        descriptor["artifactType"] = manifest.artifact_type
+    changed = False
+    if not tags:
+        if not any(e.get("digest") == str(digest) for e in entries):
+            entries.append(descriptor)
+            changed = True
+        return changed
+    for tag in tags:
+        current = [e for e in entries if layout.tag_of(e) == tag]
+        if len(current) == 1 and current[0].get("digest") == str(digest):
+            continue
+        changed = True
+        for old in current:
+            entries.remove(old)
+            if not any(e.get("digest") == old.get("digest") for e in entries):
+                entries.append(_untagged(old))  # a moved tag leaves its old manifest reachable by digest
+        entries[:] = [e for e in entries if not (e.get("digest") == str(digest) and layout.tag_of(e) is None)]
+        entries.append({**descriptor, "annotations": {mt.TAG_ANNOTATION: tag}})
+    return changed
+
+
+def _untagged(entry: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in entry.items() if k != "annotations"}
+    annotations = {k: v for k, v in (entry.get("annotations") or {}).items() if k != mt.TAG_ANNOTATION}
+    if annotations:
+        out["annotations"] = annotations
+    return out
+
+
+def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def _lock_name(kind: str, key: str) -> str:
+    """Locks are hashed into a fixed set per kind, so lock files stay few; kinds never collide,
+    which keeps the one nesting (an upload's lock, then a blob's) free of self-deadlock."""
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % LOCK_BUCKETS
+    return f"{kind}-{bucket}"
+
+
+def _repo_lock(repo: str) -> str:
+    return _lock_name("repo", repo)
+
+
+def _blob_lock(digest: Digest) -> str:
+    return _lock_name("blob", str(digest))
+
+
+def _upload_lock(key: str) -> str:
+    return _lock_name("upload", key)
+
+
+def _upload_key(repo: str, session_id: str) -> str:
+    return f"{repo}@{session_id}"
+
+
+def _range_headers(size: int) -> dict[str, str]:
+    return {"Range": f"0-{size - 1}" if size > 0 else "0-0"}
+
