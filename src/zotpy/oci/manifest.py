@@ -137,7 +137,8 @@ def parse_stored(raw: bytes, media_type: str) -> Manifest:
                               detail={"mediaType": str(declared)[:200]})
     if media_type in mt.DOCKER_MANIFEST_TYPES and declared is None:
         raise ManifestInvalid("Docker manifests must state their mediaType")
-    if body.get("schemaVersion") != 2:
+    version = body.get("schemaVersion")
+    if type(version) is not int or version != 2:
         raise ManifestInvalid("schemaVersion must be 2")
     if "layers" in body and "manifests" in body:
         raise ManifestInvalid("a manifest cannot have both layers and manifests")

@@ -16,7 +16,7 @@ _LAYOUT_ENTRIES = frozenset({"blobs", "index.json", "oci-layout"})
 
 def is_valid_name(name: str) -> bool:
     """True when ``name`` is a repository name zotpy accepts."""
-    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
         return False
     return not any(part in _LAYOUT_ENTRIES for part in name.split("/")[1:])
 
@@ -30,7 +30,7 @@ def check_name(name: str) -> str:
 
 def is_valid_tag(tag: str) -> bool:
     """True when ``tag`` matches the spec's tag grammar."""
-    return bool(_TAG_RE.match(tag))
+    return bool(_TAG_RE.fullmatch(tag))
 
 
 def check_tag(tag: str) -> str:

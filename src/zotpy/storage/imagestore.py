@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import re
 import uuid
 from collections import OrderedDict
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
 LOCK_BUCKETS = 1024
+FRESH_SECONDS = 0.1
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR, ".sync"})
 
 
@@ -101,9 +103,10 @@ class ImageStore:
     def view(self, repo: str) -> RepoView:
         """The current view of ``repo``; NAME_UNKNOWN when it has no layout."""
         try:
-            identity = self.driver.stat(layout.index_path(repo)).identity
+            info = self.driver.stat(layout.index_path(repo))
         except PathNotFound:
             raise NameUnknown(detail={"name": repo}) from None
+        identity = info.identity
         cached = self._views.get(repo)
         if cached is not None and cached[0] == identity:
             self._views.move_to_end(repo)
@@ -116,7 +119,10 @@ class ImageStore:
             log.error("unreadable index.json", extra={"repository": repo})
             doc = dict(layout.EMPTY_INDEX)
         view = RepoView(doc["manifests"], lambda digest, kind: self._load_manifest(repo, digest, kind))
-        self._views[repo] = (identity, view)
+        # File times tick coarsely and inodes are reused: an index.json written within the last
+        # moment could be replaced by a same-size one with an identical identity, so it is not cached.
+        if time.time() - info.mtime > FRESH_SECONDS:
+            self._views[repo] = (identity, view)
         if len(self._views) > 4096:
             self._views.popitem(last=False)
         return view

@@ -34,9 +34,9 @@ class LocalDriver:
         if not parts:
             return self.root
         full = os.path.join(self.root, *parts)
-        # Symlinks inside the root could still point out; refuse any that do.
-        parent = os.path.realpath(os.path.dirname(full))
-        if parent != self.root and not parent.startswith(self.root + os.sep):
+        # Symlinks inside the root could still point out, the last component included; refuse any that do.
+        resolved = os.path.realpath(full)
+        if resolved != self.root and not resolved.startswith(self.root + os.sep):
             raise PathOutsideRoot("invalid path")
         return full
 
