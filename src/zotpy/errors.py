@@ -60,7 +60,10 @@ class DigestInvalid(RegistryError):
 
 
 class ManifestBlobUnknown(RegistryError):
+    """A manifest PUT naming a blob the repository lacks: 400, as zot and Distribution answer."""
+
     code = "MANIFEST_BLOB_UNKNOWN"
+    status = 400
 
 
 class ManifestInvalid(RegistryError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from zotpy import signals
 from zotpy.errors import (
@@ -66,12 +66,28 @@ class StoreRouter:
         return [self.default, *self.sub_paths.values()]
 
 
+class ManifestHooks(Protocol):
+    """Keeps a derived index (the metadata database) in step with manifest changes.
+
+    ``on_put`` and ``on_delete`` run under the repository lock after storage is written;
+    if one raises, the storage change is undone and the client gets the error.
+    """
+
+    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]) -> None: ...
+    def on_delete(self, repo: str, digest: Digest, reference: str) -> None: ...
+    def on_get(self, repo: str, digest: Digest, reference: str) -> None: ...
+
+
 class Registry:
     """Distribution-spec operations over the stores."""
 
     def __init__(self, stores: StoreRouter, *, docker_compat: bool = False) -> None:
         self.stores = stores
         self.docker_compat = docker_compat
+        self.hooks: list[ManifestHooks] = []
+
+    def add_hooks(self, hooks: ManifestHooks) -> None:
+        self.hooks.append(hooks)
 
     def _store(self, repo: str) -> ImageStore:
         return self.stores.for_repo(check_name(repo))
@@ -136,6 +152,8 @@ class Registry:
         _check_reference(reference)
         raw, digest, media_type = store.get_manifest(repo, reference)
         if pull:
+            for hooks in self.hooks:
+                hooks.on_get(repo, digest, reference)
             signals.manifest_pulled.send(self, repo=repo, digest=digest, reference=reference)
         return StoredManifest(raw, digest, media_type)
 
@@ -157,7 +175,12 @@ class Registry:
             digest = manifest.digest(DEFAULT_ALGORITHM)
             tags = [check_tag(reference)]
         self._check_references(store, repo, manifest)
-        store.put_manifest(repo, manifest, digest, tags)
+
+        def commit() -> None:
+            for hooks in self.hooks:
+                hooks.on_put(repo, digest, manifest, tuple(tags))
+
+        store.put_manifest(repo, manifest, digest, tags, on_commit=commit)
         signals.manifest_pushed.send(self, repo=repo, digest=digest, manifest=manifest, tags=tuple(tags))
         subject = manifest.subject.digest if manifest.subject else None
         return PushedManifest(digest, subject, tuple(tags))
@@ -180,7 +203,11 @@ class Registry:
         _check_reference(reference)
         if not store.repo_exists(repo):
             raise NameUnknown(detail={"name": repo})
-        digest = store.delete_manifest(repo, reference)
+        def commit(digest: Digest) -> None:
+            for hooks in self.hooks:
+                hooks.on_delete(repo, digest, reference)
+
+        digest = store.delete_manifest(repo, reference, on_commit=commit)
         signals.manifest_deleted.send(self, repo=repo, digest=digest, reference=reference)
         return digest
 

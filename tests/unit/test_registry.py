@@ -28,6 +28,7 @@ from zotpy.meta.db import close_if_open, open_database
 from zotpy.meta.storeindex import StoreIndex
 from zotpy.oci import mediatypes as mt
 from zotpy.oci.digest import Digest
+from zotpy.oci.manifest import Manifest
 from zotpy.registry import MAX_TAGS_PER_PUSH, Registry, StoreRouter
 from zotpy.storage.drivers import LocalDriver
 from zotpy.storage.imagestore import ImageStore
@@ -496,3 +497,75 @@ def test_pulled_and_deleted_signals(registry: Registry) -> None:
         registry.delete_manifest("r", "v1")
     assert [(c["repo"], c["digest"], c["reference"]) for c in pulled] == [("r", Digest.of(raw), "v1")]
     assert [(c["repo"], c["digest"], c["reference"]) for c in deleted] == [("r", Digest.of(raw), "v1")]
+
+
+# -- manifest hooks: a failing metadata write undoes the storage change it follows ------------
+
+
+class Recorder:
+    """Hooks that record calls and fail when told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.fail = False
+
+    def _maybe_fail(self) -> None:
+        if self.fail:
+            raise RuntimeError("metadata database unavailable")
+
+    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]) -> None:
+        self.calls.append(("put", repo, ",".join(tags)))
+        self._maybe_fail()
+
+    def on_delete(self, repo: str, digest: Digest, reference: str) -> None:
+        self.calls.append(("delete", repo, reference))
+        self._maybe_fail()
+
+    def on_get(self, repo: str, digest: Digest, reference: str) -> None:
+        self.calls.append(("get", repo, reference))
+
+
+def index_bytes(registry: Registry, repo: str) -> bytes:
+    path = registry.stores.for_repo(repo).driver.local_path(f"{repo}/index.json")
+    assert path is not None
+    return Path(path).read_bytes()
+
+
+def test_hooks_see_put_get_delete(registry: Registry) -> None:
+    hooks = Recorder()
+    registry.add_hooks(hooks)
+    upload(registry, "r", CONFIG, LAYER)
+    registry.put_manifest("r", "v1", manifest_bytes(), mt.OCI_MANIFEST)
+    registry.get_manifest("r", "v1")
+    registry.get_manifest("r", "v1", pull=False)
+    registry.delete_manifest("r", "v1")
+    assert hooks.calls == [("put", "r", "v1"), ("get", "r", "v1"), ("delete", "r", "v1")]
+
+
+def test_failed_put_hook_leaves_storage_as_it_was(registry: Registry) -> None:
+    hooks = Recorder()
+    registry.add_hooks(hooks)
+    upload(registry, "r", CONFIG, LAYER)
+    registry.put_manifest("r", "v1", manifest_bytes(), mt.OCI_MANIFEST)
+    before = index_bytes(registry, "r")
+    hooks.fail = True
+    other = manifest_bytes(annotations={"k": "v"})
+    with pytest.raises(RuntimeError):
+        registry.put_manifest("r", "v1", other, mt.OCI_MANIFEST)
+    assert index_bytes(registry, "r") == before
+    assert registry.get_manifest("r", "v1").raw == manifest_bytes()
+    with pytest.raises(ManifestUnknown):
+        registry.get_manifest("r", str(Digest.of(other)))
+    assert not registry.stores.for_repo("r").has_blob("r", Digest.of(other))
+
+
+def test_failed_delete_hook_keeps_the_manifest(registry: Registry) -> None:
+    hooks = Recorder()
+    registry.add_hooks(hooks)
+    upload(registry, "r", CONFIG, LAYER)
+    pushed = registry.put_manifest("r", "v1", manifest_bytes(), mt.OCI_MANIFEST)
+    hooks.fail = True
+    with pytest.raises(RuntimeError):
+        registry.delete_manifest("r", str(pushed.digest))
+    assert registry.get_manifest("r", "v1").digest == pushed.digest
+    assert registry.stores.for_repo("r").has_blob("r", pushed.digest)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import re
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from zotpy.errors import (
@@ -329,24 +329,47 @@ class ImageStore:
             raise ManifestUnknown(detail={"reference": reference[:200]}) from None
         return raw, digest, media_type
 
-    def put_manifest(self, repo: str, manifest: Manifest, digest: Digest, tags: list[str]) -> bool:
-        """Store the manifest blob and record it in index.json; returns True if the repo is new."""
+    def put_manifest(self, repo: str, manifest: Manifest, digest: Digest, tags: list[str],
+                     on_commit: Callable[[], None] | None = None) -> bool:
+        """Store the manifest blob and record it in index.json; returns True if the repo is new.
+
+        ``on_commit`` runs under the repository lock once storage is written (the metadata
+        hook); if it raises, storage is put back as it was and the error propagates.
+        """
         created = not self.repo_exists(repo)
         with self.locks.lock(_repo_lock(repo)):
             self._ensure_repo_locked(repo)
             path = layout.blob_path(repo, digest)
-            if not self.driver.exists(path):
+            new_blob = not self.driver.exists(path)
+            if new_blob:
                 self.driver.write_atomic(path, [manifest.raw])
-            doc = self._read_index(repo)
-            if _record(doc["manifests"], manifest, digest, tags):
+            previous = self.driver.read_bytes(layout.index_path(repo))
+            doc = layout.decode_index(previous)
+            changed = _record(doc["manifests"], manifest, digest, tags)
+            if changed:
                 self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+            try:
+                if on_commit is not None:
+                    on_commit()
+            except BaseException:
+                if changed:
+                    self.driver.write_atomic(layout.index_path(repo), [previous])
+                if new_blob:
+                    self._remove_blob_file(repo, digest)
+                raise
         return created
 
-    def delete_manifest(self, repo: str, reference: str) -> Digest:
-        """Untag (tag reference) or remove every entry of a digest; returns the digest."""
+    def delete_manifest(self, repo: str, reference: str,
+                        on_commit: Callable[[Digest], None] | None = None) -> Digest:
+        """Untag (tag reference) or remove every entry of a digest; returns the digest.
+
+        ``on_commit`` runs under the repository lock after index.json is written; if it
+        raises, index.json is restored and nothing is deleted.
+        """
         with self.locks.lock(_repo_lock(repo)):
             view = self.view(repo)
-            doc = self._read_index(repo)
+            previous = self.driver.read_bytes(layout.index_path(repo))
+            doc = layout.decode_index(previous)
             entries: list[dict[str, Any]] = doc["manifests"]
             if ":" in reference:
                 digest = Digest.parse(reference)
@@ -367,15 +390,15 @@ class ImageStore:
                     kept.append(_untagged(entry))
             doc["manifests"] = kept
             self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+            try:
+                if on_commit is not None:
+                    on_commit(digest)
+            except BaseException:
+                self.driver.write_atomic(layout.index_path(repo), [previous])
+                raise
             if ":" in reference and str(digest) not in view.referenced_blobs:
                 self._remove_blob_file(repo, digest)
         return digest
-
-    def _read_index(self, repo: str) -> dict[str, Any]:
-        try:
-            return layout.decode_index(self.driver.read_bytes(layout.index_path(repo)))
-        except PathNotFound:
-            raise NameUnknown(detail={"name": repo}) from None
 
     def tag_page(self, repo: str, last: str | None, limit: int | None) -> tuple[list[str], bool]:
         return self.view(repo).tag_page(last, limit)
