@@ -7,7 +7,7 @@ repository lives in, asks it to act, and sends ``zotpy.signals`` after a change 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -66,6 +66,10 @@ class StoreRouter:
         return [self.default, *self.sub_paths.values()]
 
 
+BlobReader = Callable[[Digest], bytes]
+"""Reads a small blob (an image config, a child manifest) of the repository being changed."""
+
+
 class ManifestHooks(Protocol):
     """Keeps a derived index (the metadata database) in step with manifest changes.
 
@@ -73,7 +77,8 @@ class ManifestHooks(Protocol):
     if one raises, the storage change is undone and the client gets the error.
     """
 
-    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]) -> None: ...
+    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...],
+               read_blob: BlobReader) -> None: ...
     def on_delete(self, repo: str, digest: Digest, reference: str) -> None: ...
     def on_get(self, repo: str, digest: Digest, reference: str) -> None: ...
 
@@ -178,7 +183,7 @@ class Registry:
 
         def commit() -> None:
             for hooks in self.hooks:
-                hooks.on_put(repo, digest, manifest, tuple(tags))
+                hooks.on_put(repo, digest, manifest, tuple(tags), lambda d: store.read_blob(repo, d))
 
         store.put_manifest(repo, manifest, digest, tags, on_commit=commit)
         signals.manifest_pushed.send(self, repo=repo, digest=digest, manifest=manifest, tags=tuple(tags))

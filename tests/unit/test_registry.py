@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,7 @@ def test_put_manifest_missing_blob(registry: Registry, missing: bytes) -> None:
     upload(registry, "r", *[b for b in (CONFIG, LAYER) if b != missing])
     with pytest.raises(ManifestBlobUnknown) as info:
         registry.put_manifest("r", "v1", manifest_bytes(), mt.OCI_MANIFEST)
-    assert info.value.http_status == 404
+    assert info.value.http_status == 400  # as zot and Distribution answer
     assert info.value.detail == {"digest": str(Digest.of(missing))}
     assert registry.tags("r", None, None) == ([], False)
     with pytest.raises(ManifestUnknown):
@@ -513,7 +513,10 @@ class Recorder:
         if self.fail:
             raise RuntimeError("metadata database unavailable")
 
-    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]) -> None:
+    def on_put(self, repo: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...],
+               read_blob: Callable[[Digest], bytes]) -> None:
+        assert manifest.config is not None
+        assert read_blob(manifest.config.digest) == CONFIG
         self.calls.append(("put", repo, ",".join(tags)))
         self._maybe_fail()
 

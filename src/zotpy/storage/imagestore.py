@@ -160,6 +160,13 @@ class ImageStore:
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
 
+    def read_blob(self, repo: str, digest: Digest) -> bytes:
+        """A small blob's bytes (configs, manifests); large layers are streamed instead."""
+        try:
+            return self.driver.read_bytes(layout.blob_path(repo, digest))
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+
     def blob_path(self, repo: str, digest: Digest) -> str | None:
         """A local filesystem path for zero-copy serving, when the driver has one."""
         return self.driver.local_path(layout.blob_path(repo, digest))
