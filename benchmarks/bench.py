@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    CLK_TCK,
     BenchError,
     BlobData,
     BlobFactory,
@@ -35,13 +39,16 @@ from harness import (
     cpu_seconds,
     disk_usage,
     human_size,
+    page_cache_probe,
     parse_size,
+    recycle_page_cache,
     spawn_distribution,
     spawn_zotpy,
     wait_ready,
 )
 
 HIGHER, LOWER, INFO = "higher", "lower", "info"
+T = TypeVar("T")
 
 # Profiles: the full run and --quick (smoke). Explicit flags override either.
 FULL = {
@@ -96,6 +103,7 @@ class Workload:
     metrics: list[Metric]
     op: str  # what one operation is, for CPU per op
     sample_rss: bool = False
+    writes: int = 0  # bytes of new blobs the workload stores, for --warm-page-cache
 
 
 @dataclass
@@ -111,7 +119,6 @@ class Side:
     factories: dict[int, BlobFactory] = field(default_factory=dict)
     pull_pool: dict[int, list[BlobData]] = field(default_factory=dict)
     mget_refs: list[tuple[str, int]] = field(default_factory=list)
-    tag_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def registry(self) -> Registry:
@@ -125,6 +132,14 @@ class Side:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processors spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def log(msg: str) -> None:
@@ -189,6 +204,19 @@ def parallel_setup(side: Side, items: list[object], fn: Callable[[Registry, obje
     run_parallel(n, work, side)
 
 
+def fixture(value: T | None, what: str) -> T:
+    """A setup product a workload needs, or a clear failure when its setup stage failed."""
+    if not value:
+        raise BenchError(f"no {what}: their setup failed (see above)")
+    return value
+
+
+def scratch_dir(side: Side) -> str:
+    """A directory on the filesystem of the side's storage root (for page cache recycling)."""
+    root = side.server.root
+    return os.path.dirname(root.rstrip("/")) if root else (side.cfg.tmpdir or tempfile.gettempdir())
+
+
 def factory(side: Side, size: int) -> BlobFactory:
     if size not in side.factories:
         side.factories[size] = BlobFactory(size, side.cfg.seed + size)
@@ -199,6 +227,8 @@ def factory(side: Side, size: int) -> BlobFactory:
 
 
 def setup_side(side: Side) -> None:
+    """Build the untimed fixtures. Only the first stage is fatal; a failed later stage is noted and
+    the workloads that need it fail on their own, with the rest of the run going on."""
     cfg = side.cfg
     reg = side.registry()
     try:
@@ -208,7 +238,10 @@ def setup_side(side: Side) -> None:
         parts = side.parts = ImageParts.make(side.unique("parts"))
         reg.push_small("base", parts.config, parts.config_digest)
         reg.push_small("base", parts.layer, parts.layer_digest)
+    finally:
+        reg.close()
 
+    def pull_pool(reg: Registry) -> None:
         for size in [*cfg.sizes, cfg.mix_size]:
             if size in side.pull_pool:
                 continue
@@ -217,37 +250,48 @@ def setup_side(side: Side) -> None:
                 reg.push_monolithic("pull", blob.pieces(), blob.size, blob.digest)
             side.pull_pool[size] = pool
 
+    def mget(reg: Registry) -> None:
+        reg.mount("mget", "base", parts.config_digest)
+        reg.mount("mget", "base", parts.layer_digest)
         for i in range(cfg.clients):
             body = parts.manifest(side.unique("mget", i))
-            if i == 0:
-                reg.mount("mget", "base", parts.config_digest)
-                reg.mount("mget", "base", parts.layer_digest)
             reg.put_manifest("mget", f"m{i:02d}", body)
             side.mget_refs.append((f"m{i:02d}", len(body)))
-    finally:
-        reg.close()
 
-    log(f"[{side.label}] setup: {cfg.tags} tags in tags-bench")
-    reg = side.registry()
-    reg.mount("tags-bench", "base", parts.config_digest)
-    reg.mount("tags-bench", "base", parts.layer_digest)
-    reg.close()
-    side.tag_names = [f"t{i:05d}" for i in range(cfg.tags)]
+    def tags(reg: Registry) -> None:
+        reg.mount("tags-bench", "base", parts.config_digest)
+        reg.mount("tags-bench", "base", parts.layer_digest)
 
-    def put_tag(r: Registry, tag: object) -> None:
-        r.put_manifest("tags-bench", str(tag), parts.manifest(side.unique("tag", tag)))
+        def put_tag(r: Registry, tag: object) -> None:
+            r.put_manifest("tags-bench", str(tag), parts.manifest(side.unique("tag", tag)))
 
-    parallel_setup(side, list(side.tag_names), put_tag)
+        parallel_setup(side, [f"t{i:05d}" for i in range(cfg.tags)], put_tag)
 
-    log(f"[{side.label}] setup: {cfg.repos} repositories for _catalog")
+    def catalog(reg: Registry) -> None:
+        def make_repo(r: Registry, i: object) -> None:
+            repo = f"catalog/repo-{i:05d}"
+            r.mount(repo, "base", parts.config_digest)
+            r.mount(repo, "base", parts.layer_digest)
+            r.put_manifest(repo, "latest", parts.manifest(side.unique("repo", i)))
 
-    def make_repo(r: Registry, i: object) -> None:
-        repo = f"catalog/repo-{i:05d}"
-        r.mount(repo, "base", parts.config_digest)
-        r.mount(repo, "base", parts.layer_digest)
-        r.put_manifest(repo, "latest", parts.manifest(side.unique("repo", i)))
+        parallel_setup(side, list(range(cfg.repos)), make_repo)
 
-    parallel_setup(side, list(range(cfg.repos)), make_repo)
+    stages = [
+        ("blobs to pull", pull_pool),
+        ("manifests to GET", mget),
+        (f"{cfg.tags} tags in tags-bench", tags),
+        (f"{cfg.repos} repositories for _catalog", catalog),
+    ]
+    for what, stage in stages:
+        log(f"[{side.label}] setup: {what}")
+        reg = side.registry()
+        try:
+            stage(reg)
+        except Exception as exc:
+            side.notes.append(f"setup of {what} failed: {exc}")
+            log(f"[{side.label}] setup of {what} FAILED: {exc}")
+        finally:
+            reg.close()
 
 
 # --------------------------------------------------------------------------- workloads
@@ -290,7 +334,7 @@ def blob_pull(size: int) -> Callable[[Side, int], dict[str, float]]:
         lat: list[float] = []
         c0 = time.process_time()
         try:
-            for blob in side.pull_pool[size]:
+            for blob in fixture(side.pull_pool.get(size), "blobs to pull"):
                 t = time.perf_counter()
                 got = reg.pull_blob("pull", blob.digest, verify=side.cfg.verify)
                 lat.append(time.perf_counter() - t)
@@ -326,7 +370,7 @@ def manifest_get(side: Side, rnd: int) -> dict[str, float]:
     n = side.cfg.clients
     per = max(1, side.cfg.manifest_gets // n)
     lats: list[list[float]] = [[] for _ in range(n)]
-    refs = side.mget_refs
+    refs = fixture(side.mget_refs, "manifests to GET")
 
     def work(i: int, reg: Registry) -> None:
         mine = lats[i]
@@ -449,7 +493,7 @@ def mixed(side: Side, rnd: int) -> dict[str, float]:
     cfg = side.cfg
     size = cfg.mix_size
     rng = random.Random(cfg.seed * 7919 + rnd)
-    pool = side.pull_pool[size]
+    pool = fixture(side.pull_pool.get(size), "blobs to pull")
     ops: list[tuple[str, BlobData]] = []
     for k in range(cfg.mix_ops):
         if rng.random() < 0.1:
@@ -489,12 +533,14 @@ def mixed(side: Side, rnd: int) -> dict[str, float]:
 def workloads(cfg: argparse.Namespace) -> list[Workload]:
     cpu = Metric("cpu_ms_op", "server CPU per op", "ms", LOWER)
     client = Metric("client_cpu_pct", "client CPU (load generator)", "%core", INFO)
+    other = Metric("other_load_pct", "CPU of other processes meanwhile", "%core", INFO)
     out: list[Workload] = []
     blob_metrics = [
         Metric("mibps", "throughput", "MiB/s", HIGHER),
         Metric("p50_ms", "latency p50 per blob", "ms", LOWER),
         cpu,
         client,
+        other,
     ]
     for size in cfg.sizes:
         hs = human_size(size)
@@ -506,6 +552,7 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
                 blob_metrics,
                 "blob",
                 True,
+                cfg.blob_count * size,
             )
         )
         out.append(
@@ -516,6 +563,7 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
                 blob_metrics,
                 "blob",
                 True,
+                cfg.blob_count * size,
             )
         )
         out.append(Workload(f"pull_{hs}", f"pull {hs} blob", blob_pull(size), blob_metrics, "blob", True))
@@ -526,6 +574,7 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
         Metric("p99_ms", "latency p99", "ms", LOWER),
         cpu,
         client,
+        other,
     ]
     out.append(
         Workload(
@@ -554,6 +603,8 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
         Metric("whole_requests", "requests for the whole list", "n", INFO),
         Metric("whole_entries", "entries in the whole list", "n", INFO),
         Metric("whole_cpu_ms", "server CPU per whole list", "ms", LOWER),
+        client,
+        other,
     ]
     out.append(
         Workload(
@@ -585,9 +636,11 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
                 Metric("disk_growth_x", "disk growth in blob copies", "x", LOWER),
                 cpu,
                 client,
+                other,
             ],
             "blob",
             True,
+            cfg.concurrent_pushes * cfg.sizes[-1],
         )
     )
     out.append(
@@ -602,9 +655,11 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
                 Metric("push_p50_ms", "push latency p50", "ms", LOWER),
                 cpu,
                 client,
+                other,
             ],
             "blob",
             True,
+            (cfg.mix_ops // 5 + 1) * cfg.mix_size,
         )
     )
     if cfg.only:
@@ -617,8 +672,14 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
 
 
 def measure(side: Side, wl: Workload, rnd: int) -> dict[str, float]:
-    """Run one workload once, adding server CPU per op and the load generator's CPU share."""
+    """Run one workload once, adding server CPU per op, the load generator's CPU share and the CPU
+    that everything else on the machine used meanwhile (a busy machine makes the figures noisy)."""
     sampler = RssSampler(side.server.pids) if wl.sample_rss and side.server.pids else None
+    prewarm = 0.0
+    if side.cfg.warm_page_cache and wl.writes:
+        scratch = min(wl.writes, 4 << 30)
+        prewarm = recycle_page_cache(scratch_dir(side), scratch) * 1e3 * 64 * MiB / scratch
+    busy0, client0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     cpu0 = side.cpu()
     if sampler:
         sampler.__enter__()
@@ -628,13 +689,19 @@ def measure(side: Side, wl: Workload, rnd: int) -> dict[str, float]:
         if sampler:
             sampler.__exit__()
     cpu1 = side.cpu()
+    busy1, client1, t1 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     ops, wall, client = result.pop("_ops"), result.pop("_wall"), result.pop("_client")
     if cpu0 is not None and cpu1 is not None and "cpu_ms_op" in {m.key for m in wl.metrics}:
         result["cpu_ms_op"] = (cpu1 - cpu0) * 1e3 / ops
     if wall > 0:
         result["client_cpu_pct"] = 100 * client / wall
+    if cpu0 is not None and cpu1 is not None:
+        other = (busy1 - busy0) - (cpu1 - cpu0) - (client1 - client0)
+        result["other_load_pct"] = max(0.0, 100 * other / (t1 - t0))
     if sampler:
         result["_rss_mb"] = sampler.max_mb
+    if prewarm:
+        result["_prewarm_ms_per_64mib"] = prewarm  # first-touch cost of the recycled memory
     return result
 
 
@@ -665,24 +732,23 @@ def summarize(
     labels = [s.label for s in sides]
     for wl in wls:
         for m in wl.metrics:
-            row = {
+            row: dict[str, Any] = {
                 "workload": wl.key,
                 "title": wl.title,
                 "metric": m.key,
-                "label": m.label,
+                "label": m.label.replace("per op", f"per {wl.op}"),
                 "unit": m.unit,
                 "better": m.better,
             }
             spreads: list[float] = []
             for label in labels:
                 runs = [r for r in results[wl.key][label] if "error" not in r]
-                row[label] = median_of(runs, m.key)
+                mid = row[label] = median_of(runs, m.key)
                 values = [r[m.key] for r in runs if m.key in r]
-                mid = row[label]
-                if len(values) > 1 and mid:
+                if len(values) > 1 and mid and m.better != INFO:
                     spreads.append(100 * (max(values) - min(values)) / abs(mid))
             row["spread_pct"] = max(spreads, default=None)
-            if len(labels) == 2 and row[labels[0]] is not None and row[labels[1]]:
+            if len(labels) == 2 and m.better != INFO and row[labels[0]] is not None and row[labels[1]]:
                 row["ratio"] = row[labels[0]] / row[labels[1]]
             rows.append(row)
     rss = {
@@ -771,6 +837,7 @@ def render(
     labels = [s.label for s in sides]
     out: list[str] = []
     for s in sides:
+        out.extend(f"! {s.label}: {note}" for note in s.notes)
         out.append(
             f"{s.label}: {s.server.url} ({s.server.kind}; monolithic push = {s.mono_style}"
             f"{'; pids ' + ','.join(map(str, s.server.pids)) if s.server.pids else '; no pids: no CPU'}"
@@ -811,6 +878,27 @@ def render(
 
     out.append(line(head))
     out.extend(line(r) for r in table)
+    probe = getattr(cfg, "page_cache_ms", None)
+    if probe and probe["idle_memory"] > 3 * max(probe["just_freed_memory"], 1.0):
+        out.append(
+            f"note: writing 64 MiB of new page cache costs {probe['idle_memory']:.0f} ms CPU on memory left "
+            f"idle and {probe['just_freed_memory']:.0f} ms on memory just freed: this VM hands idle memory "
+            "back to its host (free page reporting), and every server pays that first touch for each byte "
+            "it stores"
+            + (
+                ""
+                if cfg.warm_page_cache
+                else "; --warm-page-cache recycles memory before each writing workload"
+            )
+        )
+    busy = [
+        v for row in rows if row["metric"] == "other_load_pct" for v in (row.get(lb) for lb in labels) if v
+    ]
+    if busy and max(busy) > 20:
+        out.append(
+            f"warning: other processes used up to {max(busy):.0f}% of a core during the workloads "
+            "(row 'CPU of other processes'); the figures are noisy, rerun on a quiet machine"
+        )
     if checks:
         out.append("")
         out.append("checks (issue 2, 'What will be checked'):")
@@ -904,6 +992,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     w.add_argument("--mix-ops", type=int, help="operations per round in the 90/10 mix")
     w.add_argument("--mix-size", help="blob size of the mix (default: first of --blob-sizes)")
     w.add_argument("--only", help="comma-separated workload keys or prefixes (push,pull,manifest,tags,...)")
+    w.add_argument(
+        "--warm-page-cache",
+        action="store_true",
+        help="before each blob-writing workload, write and delete a scratch file of its size, so that a VM "
+        "that returns idle memory to its host does not charge first-touch faults to the servers",
+    )
     w.add_argument("--verify", action="store_true", help="hash pulled blobs (costs client CPU)")
     w.add_argument("--seed", type=int, default=20240601)
     w.add_argument("--run-id", help="prefix making this run's blobs unique (default random)")
@@ -916,6 +1010,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cfg.sizes = [parse_size(s) for s in cfg.blob_sizes.split(",")]
     cfg.chunk = parse_size(cfg.chunk_size)
     cfg.mix_size = parse_size(cfg.mix_size) if cfg.mix_size else cfg.sizes[0]
+    if cfg.sut == "distribution" and not cfg.url and cfg.name == "zotpy":  # an A/A run: label both sides
+        cfg.name, cfg.reference_name = (
+            "dist-a",
+            "dist-b" if cfg.reference_name == "distribution" else cfg.reference_name,
+        )
     if cfg.rounds < 1:
         p.error("--rounds must be at least 1")
     return cfg
@@ -928,6 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[dict]]] = {wl.key: {s.label: [] for s in sides} for wl in wls}
     started = time.time()
     try:
+        cold, warm = page_cache_probe(scratch_dir(sides[0]))
+        cfg.page_cache_ms = {"idle_memory": cold, "just_freed_memory": warm}
+        log(
+            f"page cache: {cold:.0f} ms CPU per new 64 MiB on idle memory, {warm:.0f} ms on just-freed memory"
+        )
         for side in sides:
             t = time.perf_counter()
             setup_side(side)
@@ -937,11 +1041,12 @@ def main(argv: list[str] | None = None) -> int:
             for wl in wls:
                 for side in order:
                     try:
-                        res = measure(side, wl, rnd)
+                        res: dict[str, Any] = measure(side, wl, rnd)
                         shown = ", ".join(f"{k}={fmt(v)}" for k, v in res.items() if not k.startswith("_"))
                         log(f"round {rnd + 1} {wl.key:18} {side.label:12} {shown}")
-                    except (BenchError, OSError) as exc:
-                        res = {"error": str(exc)}
+                    except Exception as exc:
+                        # a BenchError names the request and the status and body the server answered
+                        res = {"error": str(exc) if isinstance(exc, BenchError) else repr(exc)}
                         log(f"round {rnd + 1} {wl.key:18} {side.label:12} FAILED: {exc}")
                     results[wl.key][side.label].append(res)
         rows, checks = summarize(sides, wls, results)

@@ -649,6 +649,42 @@ def disk_usage(root: str | os.PathLike[str]) -> int:
     return total
 
 
+def write_scratch(directory: str, nbytes: int) -> float:
+    """Write ``nbytes`` to a scratch file in ``directory`` and delete it; returns the CPU seconds spent.
+
+    Deleting it leaves that much page cache freed and already backed by the host, which the next
+    writes reuse (see recycle_page_cache).
+    """
+    block = bytes(MiB)
+    path = os.path.join(directory, f".bench-scratch-{os.getpid()}")
+    c0 = time.process_time()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(max(1, nbytes // MiB)):
+            os.write(fd, block)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return time.process_time() - c0
+
+
+def page_cache_probe(directory: str, nbytes: int = 256 * MiB) -> tuple[float, float]:
+    """CPU ms per 64 MiB of newly written page cache: first on memory left idle, then on memory just
+    freed. On a VM that reports free pages to its host (virtio-balloon free page reporting) the first
+    touch of memory idle for more than ~2 s costs about ten times more."""
+    time.sleep(3)  # let memory freed by the servers' start-up go idle (reported after ~2 s)
+    cold = write_scratch(directory, nbytes)
+    warm = write_scratch(directory, nbytes)
+    scale = 1e3 * 64 * MiB / nbytes
+    return cold * scale, warm * scale
+
+
+def recycle_page_cache(directory: str, nbytes: int) -> float:
+    """Free ``nbytes`` of host-backed memory right before a workload writes that much; returns the
+    CPU seconds the scratch write took (high when the memory it used was cold)."""
+    return write_scratch(directory, nbytes)
+
+
 # --------------------------------------------------------------------------- servers
 
 

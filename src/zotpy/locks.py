@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 __all__ = ["LockSet", "LockTimeout"]
 
-MAX_POLL_INTERVAL = 0.05
+MAX_POLL_INTERVAL = 0.004
 """Longest pause, in seconds, between two attempts to take a file lock held elsewhere."""
 
 
@@ -38,7 +38,7 @@ class LockSet:
     Locks are not reentrant: taking a lock already held by the caller waits forever (or times out).
     """
 
-    def __init__(self, directory: str, poll_interval: float = 0.005) -> None:
+    def __init__(self, directory: str, poll_interval: float = 0.001) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.directory = directory
         self.poll_interval = poll_interval

@@ -88,13 +88,14 @@ class ImageStore:
             self._ensure_repo_locked(repo)
 
     def _ensure_repo_locked(self, repo: str) -> None:
-        if not self.repo_exists(repo):
-            self.driver.make_dirs(f"{repo}/{layout.BLOBS_DIR}")
-            if not self.driver.exists(layout.layout_path(repo)):
-                self.driver.write_atomic(layout.layout_path(repo), [layout.LAYOUT_DOCUMENT])
-            if not self.driver.exists(layout.index_path(repo)):
-                empty = layout.encode_index(dict(layout.EMPTY_INDEX))
-                self.driver.write_atomic(layout.index_path(repo), [empty])
+        if self.repo_exists(repo):
+            return
+        self.driver.make_dirs(f"{repo}/{layout.BLOBS_DIR}")
+        if not self.driver.exists(layout.layout_path(repo)):
+            self.driver.write_atomic(layout.layout_path(repo), [layout.LAYOUT_DOCUMENT])
+        if not self.driver.exists(layout.index_path(repo)):
+            empty = layout.encode_index(dict(layout.EMPTY_INDEX))
+            self.driver.write_atomic(layout.index_path(repo), [empty])
         self.index.add_repository(repo)
 
     def list_repositories(self, last: str | None, limit: int | None) -> list[str]:
