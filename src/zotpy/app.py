@@ -5,15 +5,23 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
+from zotpy import __version__, extensions
 from zotpy.api import build_blueprint, health, register_error_handlers
 from zotpy.config.model import Config, StorageConfig
+from zotpy.errors import PathNotFound
 from zotpy.locks import LockSet
 from zotpy.meta.db import DEFAULT_DB_NAME, close_if_open, open_database
+from zotpy.meta.hooks import MetaHooks
+from zotpy.meta.rebuild import rebuild
+from zotpy.meta.store import MetaStore
 from zotpy.meta.storeindex import StoreIndex
+from zotpy.oci.digest import Digest
 from zotpy.registry import Registry, StoreRouter
+from zotpy.storage import layout
 from zotpy.storage.drivers import build_driver
 from zotpy.storage.imagestore import ImageStore
 from zotpy.storage.layout import PRIVATE_DIR
@@ -46,12 +54,52 @@ def build_registry(config: Config) -> tuple[Registry, list[StoreIndex]]:
     return Registry(router, docker_compat=config.docker_compat), indexes
 
 
+class _StoreSource:
+    """One store as the metadata rebuild reads it (``zotpy.meta.rebuild.StorageSource``)."""
+
+    def __init__(self, store: ImageStore, router: StoreRouter) -> None:
+        self.store = store
+        self.router = router
+
+    def repositories(self) -> list[str]:
+        # A repository belongs to the store its name routes to; others on this root are unreachable.
+        return [name for name in self.store.scan() if self.router.for_repo(name) is self.store]
+
+    def fingerprint(self, repo: str) -> str | None:
+        try:
+            info = self.store.driver.stat(layout.index_path(repo))
+        except PathNotFound:
+            return None
+        return ",".join(str(part) for part in (info.identity or (info.size, info.mtime)))
+
+    def index_entries(self, repo: str) -> list[dict[str, Any]]:
+        return self.store.view(repo).entries
+
+    def read_blob(self, repo: str, digest: Digest) -> bytes:
+        return self.store.read_blob(repo, digest)
+
+
+def _rebuild_stamp(config: Config) -> str:
+    """Changes when the code or the stores change, forcing a full metadata walk."""
+    stores = [("", config.storage.root_directory)]
+    stores += sorted((route, s.root_directory) for route, s in config.storage.sub_paths.items())
+    return f"zotpy={__version__}|stores={stores!r}"
+
+
 def prepare(config: Config) -> None:
     """One-time startup work, run once before workers serve: databases and the index of what is on disk."""
     registry, indexes = build_registry(config)
     for store in registry.stores.all():
         count = store.reconcile()
         log.info("storage reconciled", extra={"repositories": count})
+    if extensions.needs_metadata(config):
+        meta = MetaStore(indexes[0].db)
+        meta.ensure_schema()
+        sources = [_StoreSource(store, registry.stores) for store in registry.stores.all()]
+        report = rebuild(meta, sources, _rebuild_stamp(config))
+        log.info("metadata rebuilt", extra={"repositories": report.repositories, "parsed": report.parsed,
+                                            "removed": report.removed, "images": report.images,
+                                            "seconds": round(report.seconds, 3)})
     for index in indexes:
         close_if_open(index.db)
 
@@ -62,8 +110,18 @@ def create_app(config: Config) -> Flask:
     app.config["ZOTPY"] = config
     registry, indexes = build_registry(config)
     app.extensions["zotpy.registry"] = registry
+    meta: MetaStore | None = None
+    hooks: MetaHooks | None = None
+    if extensions.needs_metadata(config):
+        # Only what reads metadata pays for it: without such an extension no hook runs per request.
+        meta = MetaStore(indexes[0].db)
+        meta.ensure_schema()
+        hooks = MetaHooks(meta)
+        registry.add_hooks(hooks)
+    enabled = tuple(module.NAME for module in extensions.enabled(config))
     app.register_blueprint(health)
-    app.register_blueprint(build_blueprint(registry))
+    app.register_blueprint(build_blueprint(registry, extensions.discover_endpoints(config)))
+    extensions.init_app(app, extensions.ExtensionContext(config, registry, meta, hooks, enabled=enabled))
     register_error_handlers(app)
 
     @app.teardown_request

@@ -66,11 +66,11 @@ def test_verify_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFix
 def test_verify_prints_warnings_for_settings_without_effect(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = minimal(tmp_path, extensions={"search": {"enable": True}})
+    document = minimal(tmp_path, extensions={"scrub": {"enable": True}})
     assert main(["verify", write_config(tmp_path, document)]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "config OK"
-    assert "warning:" in err and "extensions.search" in err
+    assert "warning:" in err and "extensions.scrub" in err
 
 
 def test_verify_accepts_auth_but_warns_that_serve_refuses_it(

@@ -7,7 +7,7 @@ table of patterns picks the route; a known pattern with a wrong method is 405.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 from urllib.parse import urlencode
 
@@ -31,16 +31,19 @@ from zotpy.registry import Registry
 
 Handler = Callable[..., Response]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-DISCOVER = {"extensions": [{
+DISCOVER_EXTENSION = {
     "name": "_zot",
     "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
     "description": "zot registry extensions",
-    "endpoints": [],
-}]}
+}
 
 
-def build_blueprint(registry: Registry) -> Blueprint:
-    """The distribution-spec routes bound to one registry service."""
+def build_blueprint(registry: Registry, extension_endpoints: Sequence[str] = ()) -> Blueprint:
+    """The distribution-spec routes bound to one registry service.
+
+    ``extension_endpoints`` are the paths of the enabled extensions, listed by the discover route.
+    """
+    discovered = {"extensions": [{**DISCOVER_EXTENSION, "endpoints": list(extension_endpoints)}]}
     bp = Blueprint("v2", __name__)
     routes = _Routes(registry)
     table: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
@@ -73,7 +76,7 @@ def build_blueprint(registry: Registry) -> Blueprint:
 
     @bp.route("/v2/_oci/ext/discover", methods=["GET"])
     def discover() -> Response:
-        return _json(DISCOVER)
+        return _json(discovered)
 
     @bp.route("/v2/<path:rest>", methods=ALL_METHODS)
     def dispatch(rest: str) -> Response:

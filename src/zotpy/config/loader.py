@@ -188,6 +188,7 @@ def _build(data: Mapping[str, Any], source: str | None) -> Config:
     )
 
 
+_BUILT_EXTENSIONS = frozenset({"search", "mgmt"})  # mgmt follows search, as in zot
 _NOT_BUILT = "is accepted but has no effect yet: zotpy does not implement it in this release"
 
 
@@ -213,6 +214,10 @@ def _warnings(data: Mapping[str, Any]) -> list[str]:
     for section in ("scheduler", "cluster"):
         if section in data:
             warnings.append(f"{section} {_NOT_BUILT}")
-    for name in data.get("extensions", {}):
+    for name, section in data.get("extensions", {}).items():
+        if name in _BUILT_EXTENSIONS:
+            if name == "search" and (section or {}).get("cve") is not None:
+                warnings.append(f"extensions.search.cve {_NOT_BUILT}")
+            continue
         warnings.append(f"extensions.{name} {_NOT_BUILT}")
     return warnings

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from zotpy.errors import (
@@ -74,6 +76,8 @@ class ImageStore:
         self._views: OrderedDict[str, tuple[tuple[int, ...], RepoView]] = OrderedDict()
         self._manifests = ManifestCache()
         self._hashes = _HashStates()
+        self._pending: dict[str, list[_PendingPut]] = {}
+        self._pending_guard = threading.Lock()
 
     # -- repositories -------------------------------------------------------------------
 
@@ -343,29 +347,62 @@ class ImageStore:
 
         ``on_commit`` runs under the repository lock once storage is written (the metadata
         hook); if it raises, storage is put back as it was and the error propagates.
+
+        Pushes to one repository that wait for its lock in this process are applied together
+        (group commit): the lock holder rewrites index.json once for all of them.
         """
         created = not self.repo_exists(repo)
+        if created:
+            self.ensure_repo(repo)
+        path = layout.blob_path(repo, digest)
+        new_blob = not self.driver.exists(path)
+        if new_blob:
+            # Content-addressed and written atomically: invisible as a manifest until index.json names it.
+            self.driver.write_atomic(path, [manifest.raw])
+        pending = _PendingPut(manifest, digest, tags, on_commit, new_blob)
+        with self._pending_guard:
+            self._pending.setdefault(repo, []).append(pending)
         with self.locks.lock(_repo_lock(repo)):
+            if not pending.done:
+                with self._pending_guard:
+                    batch = self._pending.pop(repo, [])
+                self._apply_puts(repo, batch)
+        if pending.error is not None:
+            raise pending.error
+        return created
+
+    def _apply_puts(self, repo: str, batch: list[_PendingPut]) -> None:
+        """Record a batch of pushes in one index.json write; undo the ones whose hook fails."""
+        try:
             self._ensure_repo_locked(repo)
-            path = layout.blob_path(repo, digest)
-            new_blob = not self.driver.exists(path)
-            if new_blob:
-                self.driver.write_atomic(path, [manifest.raw])
             previous = self.driver.read_bytes(layout.index_path(repo))
             doc = layout.decode_index(previous)
-            changed = _record(doc["manifests"], manifest, digest, tags)
-            if changed:
+            if _record_all(doc["manifests"], batch):
                 self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
-            try:
-                if on_commit is not None:
-                    on_commit()
-            except BaseException:
-                if changed:
-                    self.driver.write_atomic(layout.index_path(repo), [previous])
-                if new_blob:
-                    self._remove_blob_file(repo, digest)
-                raise
-        return created
+            failed = []
+            for pending in batch:
+                try:
+                    if pending.on_commit is not None:
+                        pending.on_commit()
+                except BaseException as exc:
+                    pending.error = exc
+                    failed.append(pending)
+            if failed:
+                kept = [p for p in batch if p.error is None]
+                doc = layout.decode_index(previous)
+                _record_all(doc["manifests"], kept)
+                self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+                named = {e.get("digest") for e in doc["manifests"]}
+                for pending in failed:
+                    if pending.new_blob and str(pending.digest) not in named:
+                        self._remove_blob_file(repo, pending.digest)
+        except BaseException as exc:
+            for pending in batch:
+                if pending.error is None:
+                    pending.error = exc
+        finally:
+            for pending in batch:
+                pending.done = True
 
     def delete_manifest(self, repo: str, reference: str,
                         on_commit: Callable[[Digest], None] | None = None) -> Digest:
@@ -460,30 +497,59 @@ class ImageStore:
         return len(repos)
 
 
+@dataclass
+class _PendingPut:
+    """A manifest push waiting for its repository's index.json to be rewritten."""
+
+    manifest: Manifest
+    digest: Digest
+    tags: list[str]
+    on_commit: Callable[[], None] | None
+    new_blob: bool
+    done: bool = False
+    error: BaseException | None = None
+
+
+def _record_all(entries: list[dict[str, Any]], batch: list[_PendingPut]) -> bool:
+    changed = False
+    for pending in batch:
+        changed = _record(entries, pending.manifest, pending.digest, pending.tags) or changed
+    return changed
+
+
 def _record(entries: list[dict[str, Any]], manifest: Manifest, digest: Digest, tags: list[str]) -> bool:
     """Point ``tags`` (or an untagged entry) at ``digest`` in index.json entries; True if changed."""
-    descriptor: dict[str, Any] = {"mediaType": manifest.media_type, "digest": str(digest),
+    target = str(digest)
+    descriptor: dict[str, Any] = {"mediaType": manifest.media_type, "digest": target,
                                   "size": len(manifest.raw)}
     if manifest.artifact_type:
         descriptor["artifactType"] = manifest.artifact_type
-    changed = False
     if not tags:
-        if not any(e.get("digest") == str(digest) for e in entries):
-            entries.append(descriptor)
-            changed = True
-        return changed
-    for tag in tags:
-        current = [e for e in entries if layout.tag_of(e) == tag]
-        if len(current) == 1 and current[0].get("digest") == str(digest):
-            continue
-        changed = True
-        for old in current:
-            entries.remove(old)
-            if not any(e.get("digest") == old.get("digest") for e in entries):
-                entries.append(_untagged(old))  # a moved tag leaves its old manifest reachable by digest
-        entries[:] = [e for e in entries if not (e.get("digest") == str(digest) and layout.tag_of(e) is None)]
-        entries.append({**descriptor, "annotations": {mt.TAG_ANNOTATION: tag}})
-    return changed
+        if any(e.get("digest") == target for e in entries):
+            return False
+        entries.append(descriptor)
+        return True
+    wanted = set(tags)
+    tagged = [(e, layout.tag_of(e)) for e in entries]
+    current: dict[str, list[dict[str, Any]]] = {}
+    for entry, tag in tagged:
+        if tag in wanted:
+            current.setdefault(tag, []).append(entry)
+    moving = [t for t in tags if [e.get("digest") for e in current.get(t, [])] != [target]]
+    if not moving:
+        return False
+    removed = [entry for tag in moving for entry in current.get(tag, [])]
+    removed_ids = {id(entry) for entry in removed}
+    kept = [entry for entry, tag in tagged
+            if id(entry) not in removed_ids and not (tag is None and entry.get("digest") == target)]
+    present = {entry.get("digest") for entry in kept} | {target}
+    for old in removed:
+        if old.get("digest") not in present:  # a moved tag leaves its old manifest reachable by digest
+            kept.append(_untagged(old))
+            present.add(old.get("digest"))
+    kept.extend({**descriptor, "annotations": {mt.TAG_ANNOTATION: tag}} for tag in moving)
+    entries[:] = kept
+    return True
 
 
 def _untagged(entry: dict[str, Any]) -> dict[str, Any]:

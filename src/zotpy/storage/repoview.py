@@ -31,12 +31,12 @@ class RepoView:
 
     @cached_property
     def tags(self) -> dict[str, dict[str, Any]]:
-        """tag → index entry (the last entry wins if a layout repeats a tag)."""
+        """tag → index entry (the first entry wins if a hand-written layout repeats a tag)."""
         out: dict[str, dict[str, Any]] = {}
         for entry in self.entries:
             tag = tag_of(entry)
             if tag is not None:
-                out[tag] = entry
+                out.setdefault(tag, entry)
         return out
 
     @cached_property

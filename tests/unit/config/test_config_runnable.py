@@ -91,7 +91,7 @@ def test_sections_without_effect_warn_once_each() -> None:
     assert sorted(keys) == sorted([
         "storage.retention", "storage.gcTimeWindow", "storage.cacheDriver", "storage.maxRepos",
         "storage.subPaths./a.retention", "http.ratelimit", "scheduler", "cluster",
-        "extensions.search", "extensions.scrub",
+        "extensions.scrub",
     ])
     assert all("no effect yet" in warning for warning in config.warnings)
 

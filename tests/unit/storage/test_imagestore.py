@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from zotpy.oci.digest import Digest
 from zotpy.oci.manifest import Manifest, parse_manifest
 from zotpy.storage import layout
 from zotpy.storage.drivers import LocalDriver
-from zotpy.storage.imagestore import ImageStore
+from zotpy.storage.imagestore import ImageStore, _repo_lock
 
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
@@ -855,3 +857,62 @@ def test_blob_stat_ignores_directories(world: World, store: ImageStore) -> None:
     world.path(blob_file("r", digest)).mkdir(parents=True)
     with pytest.raises(BlobUnknown):
         store.blob_size("r", digest)
+
+
+# -- group commit: pushes waiting for one repository's lock share one index.json rewrite ----------
+
+
+def test_concurrent_pushes_to_one_repository_all_land(world: World, store: ImageStore) -> None:
+    manifests = [image(store, "r", f"m{i}") for i in range(24)]
+    writes: list[int] = []
+    real_write = store.driver.write_atomic
+
+    def counting_write(path: str, chunks: Any) -> int:
+        if path == "r/index.json":
+            writes.append(1)
+        return real_write(path, chunks)
+
+    store.driver.write_atomic = counting_write  # type: ignore[method-assign]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: push(store, "r", manifests[i], f"t{i}"), range(24)))
+    doc = json.loads(world.path("r/index.json").read_bytes())
+    tags = {e["annotations"][mt.TAG_ANNOTATION]: e["digest"] for e in doc["manifests"]}
+    assert tags == {f"t{i}": str(m.digest()) for i, m in enumerate(manifests)}
+    assert 1 <= len(writes) <= 24
+
+
+def test_a_failing_hook_in_a_batch_undoes_only_its_own_push(world: World, store: ImageStore) -> None:
+    good, bad = image(store, "r", "good"), image(store, "r", "bad")
+    store.ensure_repo("r")
+    gate = threading.Event()
+    results: dict[str, BaseException | None] = {}
+
+    def hook_for(name: str) -> Any:
+        def hook() -> None:
+            if name == "bad":
+                raise RuntimeError("metadata write failed")
+        return hook
+
+    def run(name: str, manifest: Manifest) -> None:
+        gate.wait()
+        try:
+            store.put_manifest("r", manifest, manifest.digest(), [name], on_commit=hook_for(name))
+            results[name] = None
+        except BaseException as exc:  # the request's own error
+            results[name] = exc
+
+    # Hold the repository lock so both pushes queue up and are applied as one batch.
+    with store.locks.lock(_repo_lock("r")):
+        threads = [threading.Thread(target=run, args=(n, m)) for n, m in (("good", good), ("bad", bad))]
+        for thread in threads:
+            thread.start()
+        gate.set()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join(10)
+    assert results["good"] is None
+    assert isinstance(results["bad"], RuntimeError)
+    assert store.resolve("r", "good")[0] == good.digest()
+    with pytest.raises(ManifestUnknown):
+        store.resolve("r", "bad")
+    assert not store.has_blob("r", bad.digest())

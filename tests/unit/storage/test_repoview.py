@@ -64,10 +64,10 @@ def test_tags(store: Store) -> None:
     assert store.loads == []  # tags come from index.json alone
 
 
-def test_repeated_tag_last_entry_wins(store: Store) -> None:
+def test_repeated_tag_first_entry_wins(store: Store) -> None:
     a, b = store.image("a"), store.image("b")
     view = store.view([tagged(a, "t"), tagged(b, "t")])
-    assert view.tags["t"]["digest"] == b["digest"]
+    assert view.tags["t"]["digest"] == a["digest"]
     assert view.sorted_tags == ["t"]
 
 
