@@ -376,9 +376,9 @@ class ImageStore:
         try:
             self._ensure_repo_locked(repo)
             previous = self.driver.read_bytes(layout.index_path(repo))
-            doc = layout.decode_index(previous)
-            if _record_all(doc["manifests"], batch):
-                self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+            updated = _apply_all(previous, batch)
+            if updated != previous:
+                self.driver.write_atomic(layout.index_path(repo), [updated])
             failed = []
             for pending in batch:
                 try:
@@ -508,6 +508,41 @@ class _PendingPut:
     new_blob: bool
     done: bool = False
     error: BaseException | None = None
+
+
+def _apply_all(raw: bytes, batch: list[_PendingPut]) -> bytes:
+    """index.json bytes with every push of ``batch`` recorded.
+
+    New tags of new manifests (the common push) are appended to the bytes zotpy wrote; anything
+    else (a moved tag, a second tag of a known digest, a hand-written file) parses the document.
+    """
+    doc: dict[str, Any] | None = None
+    for pending in batch:
+        if doc is None:
+            appended = _append_new(raw, pending)
+            if appended is not None:
+                raw = appended
+                continue
+            doc = layout.decode_index(raw)
+        _record(doc["manifests"], pending.manifest, pending.digest, pending.tags)
+    return raw if doc is None else layout.encode_index(doc)
+
+
+def _append_new(raw: bytes, pending: _PendingPut) -> bytes | None:
+    """``raw`` with entries for a digest and tags it does not name yet, or None to take the slow path."""
+    if not (raw.startswith(layout.COMPACT_INDEX_PREFIX) and raw.endswith(b"]}")):
+        return None
+    target = str(pending.digest)
+    if f'"digest":"{target}"'.encode() in raw:
+        return None
+    # Tags are plain ASCII by the grammar, so the compact encoding of their annotation is exact.
+    if any(f'"{mt.TAG_ANNOTATION}":"{tag}"'.encode() in raw for tag in pending.tags):
+        return None
+    entries: list[dict[str, Any]] = []
+    _record(entries, pending.manifest, pending.digest, pending.tags)
+    encoded = b",".join(layout.encode_entry(entry) for entry in entries)
+    body = raw[:-2]
+    return body + (b"" if body.endswith(b"[") else b",") + encoded + b"]}"
 
 
 def _record_all(entries: list[dict[str, Any]], batch: list[_PendingPut]) -> bool:

@@ -40,6 +40,16 @@ def encode_index(index: dict[str, Any]) -> bytes:
     return json.dumps(index, separators=(",", ":")).encode()
 
 
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    """One descriptor as ``encode_index`` writes it inside the manifests list."""
+    return json.dumps(entry, separators=(",", ":")).encode()
+
+
+# How every index.json zotpy writes begins: the manifests list comes first and last.
+COMPACT_INDEX_PREFIX = b'{"schemaVersion":2,"manifests":['
+
+
+
 def decode_index(raw: bytes) -> dict[str, Any]:
     """Parse index.json, tolerating a missing manifests list."""
     doc = json.loads(raw)

@@ -916,3 +916,23 @@ def test_a_failing_hook_in_a_batch_undoes_only_its_own_push(world: World, store:
     with pytest.raises(ManifestUnknown):
         store.resolve("r", "bad")
     assert not store.has_blob("r", bad.digest())
+
+
+def test_appending_new_tags_matches_rewriting_the_document(world: World, store: ImageStore) -> None:
+    """The append fast path must write exactly what parsing and re-encoding would."""
+    import random
+
+    from zotpy.storage.imagestore import _apply_all, _PendingPut, _record
+
+    rng = random.Random(7)
+    manifests = [image(store, "r", f"m{i}") for i in range(12)]
+    fast = layout.encode_index(dict(layout.EMPTY_INDEX))
+    slow = layout.decode_index(fast)
+    for step in range(200):
+        manifest = rng.choice(manifests)
+        tags = rng.choice([[], [f"t{rng.randrange(30)}"], [f"t{rng.randrange(30)}", f"n{step}"]])
+        pending = _PendingPut(manifest, manifest.digest(), tags, None, False)
+        fast = _apply_all(fast, [pending])
+        _record(slow["manifests"], manifest, manifest.digest(), tags)
+        assert json.loads(fast) == slow, f"diverged at step {step}"
+    assert fast == layout.encode_index(slow)
