@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from zotpy import __version__, extensions
 from zotpy.api import build_blueprint, health, register_error_handlers
 from zotpy.config.model import Config, StorageConfig
 from zotpy.errors import PathNotFound
 from zotpy.locks import LockSet
+from zotpy.logs import audit
 from zotpy.meta.db import DEFAULT_DB_NAME, close_if_open, open_database
 from zotpy.meta.hooks import MetaHooks
 from zotpy.meta.rebuild import rebuild
@@ -124,6 +125,9 @@ def create_app(config: Config) -> Flask:
     extensions.init_app(app, extensions.ExtensionContext(config, registry, meta, hooks, enabled=enabled))
     register_error_handlers(app)
 
+    if config.log.audit:
+        app.after_request(_audit_change)
+
     @app.teardown_request
     def _close_connections(_exc: BaseException | None) -> None:
         # One connection per greenlet, never held between requests.
@@ -131,3 +135,14 @@ def create_app(config: Config) -> Flask:
             close_if_open(index.db)
 
     return app
+
+
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _audit_change(response: Response) -> Response:
+    """One audit line per successful change (zot logs the same: subject, action, object, status)."""
+    if request.method in _CHANGES and response.status_code in (200, 201, 202, 204):
+        audit(request.environ.get("zotpy.user"), request.method, request.full_path.rstrip("?"),
+              response.status_code)
+    return response
