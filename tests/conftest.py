@@ -45,7 +45,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start registries with options (``compat``, ``tls``, ``dedupe``, ``workers``); stop them after."""
+    """Start registries with options (``compat``, ``tls``, ``dedupe``, ``workers``, ``extensions``);
+    stop them after."""
     started: list[Server] = []
 
     def start(**options: Any) -> Server:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,19 +49,27 @@ def zot_config(
     compat: Sequence[str] = (),
     tls: tuple[Path, Path] | None = None,
     log_level: str = "info",
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A zot-format config document for a registry on ``address:port`` storing under ``root``."""
+    """A zot-format config document for a registry on ``address:port`` storing under ``root``.
+
+    ``extensions`` is copied as the config's ``extensions`` section (zot's keys, e.g.
+    ``{"search": {"enable": True}}``); without it the section is left out.
+    """
     http: dict[str, Any] = {"address": address, "port": str(port)}
     if compat:
         http["compat"] = list(compat)
     if tls:
         http["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
-    return {
+    doc: dict[str, Any] = {
         "distSpecVersion": "1.1.1",
         "storage": {"rootDirectory": str(root), "dedupe": dedupe},
         "http": http,
         "log": {"level": log_level},
     }
+    if extensions is not None:
+        doc["extensions"] = json.loads(json.dumps(extensions))
+    return doc
 
 
 class ServerError(RuntimeError):
@@ -231,6 +239,7 @@ class LiveServer(_Process):
         tls: tuple[Path, Path] | None = None,
         log_level: str = "info",
         extra_env: dict[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(workdir)
         self.workers = workers
@@ -239,6 +248,7 @@ class LiveServer(_Process):
         self.tls = tls
         self.log_level = log_level
         self.extra_env = dict(extra_env or {})
+        self.extensions = extensions
         self.config_path = self.workdir / "config.json"
 
     def write_config(self) -> None:
@@ -250,6 +260,7 @@ class LiveServer(_Process):
             compat=self.compat,
             tls=self.tls,
             log_level=self.log_level,
+            extensions=self.extensions,
         )
         self.config_path.write_text(json.dumps(doc, indent=2))
 
