@@ -272,3 +272,15 @@ def test_mgmt_reports_the_configured_authentication_without_secrets(tmp_path, ki
     assert set(got["openid"]["providers"]) == {"github"}
     assert got.get("apikey") is True
     assert "ldap" not in got, "zot reports LDAP as htpasswd: {}"
+
+
+def test_status_codes_follow_zot(world, kit) -> None:
+    """Invalid documents are 422; errors of a valid query come with 200 and a `data` member."""
+    status, doc = world.gql.raw("{ ImageList(repo: ")
+    assert status == 422 and doc["errors"] and "data" not in doc
+    status, doc = world.gql.raw("{ NoSuchQuery { Name } }")
+    assert status == 422 and doc["errors"]
+    status, doc = world.gql.raw('{ Image(image: "zotpy/none:missing") { Tag } }')
+    assert status == 200 and doc["errors"] and "data" in doc
+    status, doc = world.gql.raw('{ CVEListForImage(image: "zotpy/base:1.0") { Tag } }')
+    assert status == 200 and "not enabled" in doc["errors"][0]["message"]

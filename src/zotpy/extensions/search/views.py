@@ -107,7 +107,8 @@ def build_blueprint(ctx: ExtensionContext) -> Blueprint:
                                      error_formatter=_format_error)
         except GraphQLError as error:
             return _errors(error.message, 400)
-        status = 200 if result.get("data") is not None else 400
-        return _json(result, status)
+        # As zot (gqlgen): a query that could not be parsed or validated is 422; errors met while
+        # executing a valid query (an unknown image, CVE scanning off) come with 200 and `data`.
+        return _json(result, 200 if "data" in result else 422)
 
     return bp
