@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, Response, jsonify
 
 from zotpy import __version__
 from zotpy.config.model import Config
+from zotpy.extensions import search
 
 if TYPE_CHECKING:
     from zotpy.extensions import ExtensionContext
@@ -21,8 +22,8 @@ NEEDS_METADATA = False
 
 
 def is_enabled(config: Config) -> bool:
-    section = config.extensions.get("search")
-    return section is not None and bool(section.get("enable", True))
+    """mgmt follows search, as in zot (its own config section is ignored)."""
+    return search.is_enabled(config)
 
 
 def endpoints(config: Config) -> list[str]:

@@ -18,7 +18,7 @@ from zotpy.meta.extract import ImageRecord, extract, is_referrers_tag, signature
 from zotpy.meta.store import SCHEMA_VERSION, MetaStore
 from zotpy.oci import mediatypes as mt
 from zotpy.oci.digest import Digest
-from zotpy.oci.manifest import parse_stored
+from zotpy.oci.manifest import parse_stored, tag_of
 
 __all__ = ["RebuildReport", "StorageSource", "rebuild"]
 
@@ -101,7 +101,7 @@ class _Walker:
         tags: list[tuple[str, str, str]] = []
         signatures: list[tuple[str, str, str, str | None]] = []
         for entry in entries:
-            tag = _tag_of(entry)
+            tag = tag_of(entry)
             if is_referrers_tag(tag):
                 continue
             digest = entry["digest"]
@@ -148,11 +148,3 @@ class _Walker:
             return None
         artifact_type = kind.get("artifact_type") or kind.get("config_media_type")
         return signature_for(kind["media_type"] in mt.INDEX_TYPES, artifact_type, kind.get("subject"), tag)
-
-
-def _tag_of(entry: dict[str, Any]) -> str | None:
-    annotations = entry.get("annotations")
-    if isinstance(annotations, dict):
-        tag = annotations.get(mt.TAG_ANNOTATION)
-        return tag if isinstance(tag, str) else None
-    return None

@@ -175,3 +175,12 @@ def _annotations(value: Any, where: str) -> Mapping[str, str] | None:
                                               for k, v in value.items()):
         raise ManifestInvalid(f"{where}: annotations must map strings to strings")
     return value
+
+
+def tag_of(entry: Mapping[str, Any]) -> str | None:
+    """The tag an OCI layout's index.json entry carries (its ``org.opencontainers.image.ref.name``)."""
+    annotations = entry.get("annotations")
+    if isinstance(annotations, dict):
+        tag = annotations.get(mt.TAG_ANNOTATION)
+        return tag if isinstance(tag, str) else None
+    return None

@@ -7,6 +7,9 @@ from typing import Any
 
 from zotpy.oci import mediatypes as mt
 from zotpy.oci.digest import Digest
+from zotpy.oci.manifest import tag_of
+
+__all__ = ["tag_of"]  # re-exported: the store reads tags through layout
 
 INDEX_FILE = "index.json"
 LAYOUT_FILE = "oci-layout"
@@ -61,11 +64,3 @@ def decode_index(raw: bytes) -> dict[str, Any]:
     elif not isinstance(manifests, list):
         raise ValueError("index.json manifests is not a list")
     return doc
-
-
-def tag_of(entry: dict[str, Any]) -> str | None:
-    annotations = entry.get("annotations")
-    if isinstance(annotations, dict):
-        tag = annotations.get(mt.TAG_ANNOTATION)
-        return tag if isinstance(tag, str) else None
-    return None
