@@ -23,22 +23,39 @@ class LocalDriver:
     def __init__(self, root: str, *, commit: bool = False) -> None:
         self.root = os.path.realpath(root)
         self.commit = commit
+        self._confined: set[str] = set()
         os.makedirs(self.root, exist_ok=True)
 
     def _abs(self, path: str) -> str:
         if "\x00" in path or path.startswith("/"):
             raise PathOutsideRoot("invalid path")
         parts = [p for p in path.split("/") if p not in ("", ".")]
-        if any(p == ".." for p in parts):
+        if ".." in parts:
             raise PathOutsideRoot("invalid path")
         if not parts:
             return self.root
-        full = os.path.join(self.root, *parts)
-        # Symlinks inside the root could still point out, the last component included; refuse any that do.
-        resolved = os.path.realpath(full)
+        full = self.root + "/" + "/".join(parts)
+        # Symlinks inside the root could still point out, the last component included; refuse any that
+        # do. Directories are resolved once per process (a full realpath costs a syscall per component),
+        # the last component with one lstat per call.
+        parent = full.rpartition("/")[0]
+        if parent not in self._confined:
+            self._check_inside(parent)
+            if len(self._confined) > 100_000:
+                self._confined.clear()
+            self._confined.add(parent)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(full).st_mode)
+        except OSError:
+            is_link = False  # nothing there yet: the caller creates it or reports it missing
+        if is_link:
+            self._check_inside(full)
+        return full
+
+    def _check_inside(self, path: str) -> None:
+        resolved = os.path.realpath(path)
         if resolved != self.root and not resolved.startswith(self.root + os.sep):
             raise PathOutsideRoot("invalid path")
-        return full
 
     def local_path(self, path: str) -> str | None:
         """The absolute filesystem path (only local drivers have one)."""
