@@ -12,6 +12,7 @@ Environment: ``ZOTPY_CONFIG`` (config path, default ``conf/config.json`` under t
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import ssl
@@ -114,6 +115,12 @@ class GeventWorker(ggevent.GeventWorker):
     def init_process(self) -> None:
         install_zero_copy_sendfile()
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # Everything alive now (modules, the app) lives as long as the worker: keep it out of the
+        # cyclic collector, whose full passes over it otherwise stall every request of the worker.
+        gc.freeze()
 
     def timeout_ctx(self) -> gevent.Timeout:
         # gunicorn wraps each wait for a connection's next request in this silent Timeout.
