@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,28 @@ def _format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     if original is not None and not isinstance(original, GraphQLError):
         formatted["message"] = "internal error: the query could not be answered"
     return formatted
+
+
+YIELD_EVERY = 2000
+
+
+def yielding(every: int = YIELD_EVERY) -> Callable[..., Any]:
+    """GraphQL middleware that lets the worker's other requests run during a long answer.
+
+    A page over thousands of images resolves tens of thousands of fields in pure Python; every
+    ``every`` fields this yields to the gevent hub (``time.sleep(0)`` once gevent has patched it),
+    so one search never holds a worker's event loop for long.
+    """
+    count = 0
+
+    def middleware(next_: Callable[..., Any], root: Any, info: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count % every == 0:
+            time.sleep(0)
+        return next_(root, info, **kwargs)
+
+    return middleware
 
 
 def load_schema() -> GraphQLSchema:
@@ -104,7 +128,7 @@ def build_blueprint(ctx: ExtensionContext) -> Blueprint:
                                            shared)}
         try:
             _, result = graphql_sync(schema, data, context_value=context, debug=False, logger=error_log,
-                                     error_formatter=_format_error)
+                                     error_formatter=_format_error, middleware=[yielding()])
         except GraphQLError as error:
             return _errors(error.message, 400)
         # As zot (gqlgen): a query that could not be parsed or validated is 422; errors met while
