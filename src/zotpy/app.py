@@ -12,7 +12,6 @@ from flask import Flask, Response, request
 from zotpy import __version__, extensions
 from zotpy.api import build_blueprint, health, register_error_handlers
 from zotpy.config.model import Config, StorageConfig
-from zotpy.errors import PathNotFound
 from zotpy.locks import LockSet
 from zotpy.logs import audit
 from zotpy.meta.db import DEFAULT_DB_NAME, close_if_open, open_database
@@ -22,7 +21,6 @@ from zotpy.meta.store import MetaStore
 from zotpy.meta.storeindex import StoreIndex
 from zotpy.oci.digest import Digest
 from zotpy.registry import Registry, StoreRouter
-from zotpy.storage import layout
 from zotpy.storage.drivers import build_driver
 from zotpy.storage.imagestore import ImageStore
 from zotpy.storage.layout import PRIVATE_DIR
@@ -67,11 +65,8 @@ class _StoreSource:
         return [name for name in self.store.scan() if self.router.for_repo(name) is self.store]
 
     def fingerprint(self, repo: str) -> str | None:
-        try:
-            info = self.store.driver.stat(layout.index_path(repo))
-        except PathNotFound:
-            return None
-        return ",".join(str(part) for part in (info.identity or (info.size, info.mtime)))
+        identity = self.store.index_identity(repo)
+        return None if identity is None else ",".join(str(part) for part in identity)
 
     def index_entries(self, repo: str) -> list[dict[str, Any]]:
         return self.store.view(repo).entries

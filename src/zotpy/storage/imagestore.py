@@ -98,12 +98,18 @@ class ImageStore:
         if not self.driver.exists(layout.layout_path(repo)):
             self.driver.write_atomic(layout.layout_path(repo), [layout.LAYOUT_DOCUMENT])
         if not self.driver.exists(layout.index_path(repo)):
-            empty = layout.encode_index(dict(layout.EMPTY_INDEX))
-            self.driver.write_atomic(layout.index_path(repo), [empty])
+            self.driver.write_atomic(layout.index_path(repo), [layout.EMPTY_INDEX])
         self.index.add_repository(repo)
 
     def list_repositories(self, last: str | None, limit: int | None) -> list[str]:
         return self.index.list_repositories(last, limit)
+
+    def index_identity(self, repo: str) -> tuple[int, ...] | None:
+        """What changes whenever ``repo``'s index.json is replaced; None when it has none."""
+        try:
+            return self.driver.stat(layout.index_path(repo)).identity
+        except PathNotFound:
+            return None
 
     def view(self, repo: str) -> RepoView:
         """The current view of ``repo``; NAME_UNKNOWN when it has no layout."""
@@ -122,7 +128,7 @@ class ImageStore:
             raise NameUnknown(detail={"name": repo}) from None
         except ValueError:
             log.error("unreadable index.json", extra={"repository": repo})
-            doc = dict(layout.EMPTY_INDEX)
+            doc = layout.decode_index(layout.EMPTY_INDEX)
         view = RepoView(doc["manifests"], lambda digest, kind: self._load_manifest(repo, digest, kind))
         # File times tick coarsely and inodes are reused: an index.json written within the last
         # moment could be replaced by a same-size one with an identical identity, so it is not cached.
@@ -171,10 +177,6 @@ class ImageStore:
             return self.driver.read_bytes(layout.blob_path(repo, digest))
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
-
-    def blob_path(self, repo: str, digest: Digest) -> str | None:
-        """A local filesystem path for zero-copy serving, when the driver has one."""
-        return self.driver.local_path(layout.blob_path(repo, digest))
 
     def delete_blob(self, repo: str, digest: Digest) -> None:
         """Remove the repository's copy; refused while a manifest here references it."""

@@ -19,7 +19,7 @@ UPLOADS_DIR = ".uploads"
 PRIVATE_DIR = "_zotpy"
 
 LAYOUT_DOCUMENT = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
-EMPTY_INDEX = {"schemaVersion": 2, "manifests": []}
+EMPTY_INDEX = b'{"schemaVersion":2,"manifests":[]}'  # bytes: immutable, as written
 
 
 def blob_path(repo: str, digest: Digest) -> str:

@@ -167,7 +167,6 @@ def test_put_blob(world: World, store: ImageStore, algorithm: str) -> None:
     with store.open_blob("r", digest, 2000) as f:
         assert f.read() == data[2000:]
     assert world.files_under("r/.uploads") == []
-    assert store.blob_path("r", digest) == str(world.path(f"r/blobs/{algorithm}/{digest.hex}"))
 
 
 def test_put_blob_wrong_digest_leaves_nothing(world: World, store: ImageStore) -> None:
@@ -926,7 +925,7 @@ def test_appending_new_tags_matches_rewriting_the_document(world: World, store: 
 
     rng = random.Random(7)
     manifests = [image(store, "r", f"m{i}") for i in range(12)]
-    fast = layout.encode_index(dict(layout.EMPTY_INDEX))
+    fast = layout.EMPTY_INDEX
     slow = layout.decode_index(fast)
     for step in range(200):
         manifest = rng.choice(manifests)
