@@ -1,0 +1,1 @@
+"""The background process: periodic jobs (GC, scrub, ...) in one scheduler per storage root."""
