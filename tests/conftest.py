@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from helpers.env import free_port, require_tool
+from helpers.moto_s3 import MotoS3, moto_s3_server
+from helpers.postgres import Postgres, postgres_server
 from helpers.registry_client import RegistryClient
 from helpers.server import Server, make_server
 
@@ -32,15 +35,39 @@ def _attach_logs_on_failure(request: pytest.FixtureRequest, servers: list[Server
             request.node.add_report_section("call", f"{server.name} logs", server.logs())
 
 
+def storage_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Server options for the storage under test: ``ZOTPY_TEST_STORAGE=s3`` puts every live registry on
+    S3 (a fresh bucket of moto's server) with PostgreSQL (a fresh schema), to rerun the suites there."""
+    if os.environ.get("ZOTPY_TEST_STORAGE", "local") != "s3":
+        return {}
+    moto, postgres = request.getfixturevalue("moto_s3"), request.getfixturevalue("postgres")
+    return {"storage_extra": {"storageDriver": moto.driver_settings(moto.new_bucket(), "/zot"),
+                              "cacheDriver": postgres.cache_driver()}}
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One registry with the default config (2 workers, dedupe on) for the whole session."""
-    server = make_server(tmp_path_factory.mktemp("live-server"))
+    server = make_server(tmp_path_factory.mktemp("live-server"), **storage_options(request))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """moto's standalone S3 server for the whole session (tests take their own buckets)."""
+    with moto_s3_server(tmp_path_factory.mktemp("moto-s3")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A private PostgreSQL cluster for the whole session (tests take their own schemas)."""
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -50,6 +77,8 @@ def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[C
     started: list[Server] = []
 
     def start(**options: Any) -> Server:
+        if "storage_extra" not in options:
+            options.update(storage_options(request))
         server = make_server(tmp_path / f"server{len(started)}", **options)
         started.append(server)
         server.start()

@@ -7,14 +7,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
 from flask import Flask, Response, request
 
-from zotpy import __version__, extensions
+from zotpy import __version__, auth, extensions
 from zotpy.api import build_blueprint, health, register_error_handlers
 from zotpy.config.model import Config, StorageConfig
 from zotpy.locks import LockSet
 from zotpy.logs import audit
-from zotpy.meta.db import DEFAULT_DB_NAME, close_if_open, open_database
+from zotpy.meta import postgres
+from zotpy.meta.advisory import AdvisoryLockSet, HeldAdvisoryLock
+from zotpy.meta.db import DEFAULT_DB_NAME, close_if_open, open_database, release_all
 from zotpy.meta.hooks import MetaHooks
 from zotpy.meta.rebuild import rebuild
 from zotpy.meta.store import MetaStore
@@ -23,6 +26,7 @@ from zotpy.oci.digest import Digest
 from zotpy.registry import Registry, StoreRouter
 from zotpy.storage.drivers import build_driver
 from zotpy.storage.imagestore import ImageStore
+from zotpy.storage.interfaces import Locks
 from zotpy.storage.layout import PRIVATE_DIR
 
 log = logging.getLogger(__name__)
@@ -39,9 +43,30 @@ def _build_store(settings: StorageConfig) -> _Built:
     private = os.path.join(settings.root_directory, PRIVATE_DIR)
     os.makedirs(private, exist_ok=True)
     driver = build_driver(settings.root_directory, settings.storage_driver, commit=settings.commit)
-    index = StoreIndex(open_database(os.path.join(private, DEFAULT_DB_NAME)))
-    locks = LockSet(os.path.join(private, "locks"))
-    return _Built(ImageStore(driver, index, locks, dedupe=settings.dedupe), index)
+    index = StoreIndex(_open_index_database(settings, private))
+    locks = _store_locks(settings, private)
+    store = ImageStore(driver, index, locks, dedupe=settings.dedupe,
+                       redirect_blobs=settings.redirect_blob_url)
+    return _Built(store, index)
+
+
+def _open_index_database(settings: StorageConfig, private: str) -> peewee.Database:
+    """PostgreSQL when the store's ``cacheDriver`` names it, else the embedded SQLite file under its root."""
+    cache = settings.cache_driver
+    if cache is not None and cache["name"] == postgres.NAME:
+        return postgres.open_postgres(cache)
+    return open_database(os.path.join(private, DEFAULT_DB_NAME))
+
+
+def _store_locks(settings: StorageConfig, private: str) -> Locks:
+    """Advisory locks in PostgreSQL when the store's ``cacheDriver`` names it (every node sharing the
+    bucket and database honours them), else lock files under its root (the processes of one node)."""
+    cache = settings.cache_driver
+    if cache is not None and cache["name"] == postgres.NAME:
+        where = settings.storage_driver or {"root": os.path.realpath(settings.root_directory)}
+        namespace = f"{where.get('bucket', '')}/{where.get('rootdirectory', '')}/{where.get('root', '')}"
+        return AdvisoryLockSet(postgres.connector(cache), namespace)
+    return LockSet(os.path.join(private, "locks"))
 
 
 def build_registry(config: Config) -> tuple[Registry, list[StoreIndex]]:
@@ -83,7 +108,24 @@ def _rebuild_stamp(config: Config) -> str:
 
 
 def prepare(config: Config) -> None:
-    """One-time startup work, run once before workers serve: databases and the index of what is on disk."""
+    """One-time startup work, run once before workers serve: databases and the index of what is on disk.
+
+    Nodes sharing a PostgreSQL database take turns (an advisory lock), so two starting together never
+    rebuild the same tables at once.
+    """
+    cache = config.storage.cache_driver
+    turn = None
+    if cache is not None and cache["name"] == postgres.NAME:
+        turn = HeldAdvisoryLock(postgres.connector(cache), "zotpy", "startup")
+        turn.acquire()
+    try:
+        _prepare(config)
+    finally:
+        if turn is not None:
+            turn.release()
+
+
+def _prepare(config: Config) -> None:
     registry, indexes = build_registry(config)
     for store in registry.stores.all():
         count = store.reconcile()
@@ -97,7 +139,7 @@ def prepare(config: Config) -> None:
                                             "removed": report.removed, "images": report.images,
                                             "seconds": round(report.seconds, 3)})
     for index in indexes:
-        close_if_open(index.db)
+        release_all(index.db)  # nothing pooled may outlive this process's fork into workers
 
 
 def create_app(config: Config) -> Flask:
@@ -116,8 +158,13 @@ def create_app(config: Config) -> Flask:
         registry.add_hooks(hooks)
     enabled = tuple(module.NAME for module in extensions.enabled(config))
     app.register_blueprint(health)
-    app.register_blueprint(build_blueprint(registry, extensions.discover_endpoints(config)))
-    extensions.init_app(app, extensions.ExtensionContext(config, registry, meta, hooks, enabled=enabled))
+    app.register_blueprint(build_blueprint(registry, extensions.discover_endpoints(config),
+                                           config.http.allow_origin))
+    guard = auth.init_app(app, config, registry, indexes[0].db, meta)
+    access = extensions.Access() if guard is None else \
+        extensions.Access(guard.current_identity, guard.can_read, guard.can_delete)
+    extensions.init_app(app, extensions.ExtensionContext(config, registry, meta, hooks, access=access,
+                                                         enabled=enabled))
     register_error_handlers(app)
 
     if config.log.audit:

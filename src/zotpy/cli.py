@@ -27,6 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a config file and report what is wrong")
     verify.add_argument("config", metavar="CONFIG", help="zot-format config file (JSON or YAML)")
     verify.set_defaults(run=_verify)
+
+    scrub = commands.add_parser("scrub", help="check every stored image offline (the server must be stopped)")
+    scrub.add_argument("config", metavar="CONFIG", help="zot-format config file (JSON or YAML)")
+    scrub.add_argument("--force", action="store_true", help="run even though a server answers at the address")
+    scrub.set_defaults(run=_scrub)
+
+    gc = commands.add_parser("gc", help="run garbage collection and retention once and print what went")
+    gc.add_argument("config", metavar="CONFIG", help="zot-format config file (JSON or YAML)")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be removed")
+    gc.set_defaults(run=_gc)
+
+    scheduler = commands.add_parser("scheduler", help="run the background jobs (GC...) as their own process")
+    scheduler.add_argument("config", metavar="CONFIG", help="zot-format config file (JSON or YAML)")
+    scheduler.set_defaults(run=_scheduler)
     return parser
 
 
@@ -62,6 +76,87 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"warning: `zotpy serve` would not start with this config: {exc}", file=sys.stderr)
     print("config OK")
     return 0
+
+
+def _scrub(args: argparse.Namespace) -> int:
+    """Print a table of every image's verdict; exit 1 when any is affected, 2 when scrub cannot run."""
+    from zotpy.app import build_registry
+    from zotpy.config import load
+    from zotpy.errors import ConfigError
+    from zotpy.extensions.scrub import server_listening
+    from zotpy.scheduler.process import RootLocks
+    from zotpy.storage.scrub import ScrubPass, format_table
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # Two signs of a live server, as zot checks the first: something answers at its address, or a
+    # scheduler holds the root (held here in turn, so none starts GC while scrub reads).
+    roots = [config.storage.root_directory, *(s.root_directory for s in config.storage.sub_paths.values())]
+    locks = RootLocks(roots)
+    listening = server_listening(config)
+    busy = f"a server is listening at {listening}" if listening else None
+    if not locks.try_acquire():
+        busy = busy or "a scheduler holds the storage root (" + ", ".join(locks.paths) + ")"
+    if busy and not args.force:
+        locks.release()
+        print(f"error: {busy} and may be changing the storage; stop it or pass --force", file=sys.stderr)
+        return 2
+    try:
+        registry, _ = build_registry(config)
+        scrub = ScrubPass(registry.stores.all(), registry.stores.for_repo)
+        results = [result for store, repo in scrub.targets() for result in scrub.scrub(store, repo)]
+    finally:
+        locks.release()
+    print(format_table(results))
+    return 1 if any(result.affected for result in results) else 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Collect every store once (also those with ``gc`` off); one line per removal."""
+    import dataclasses
+
+    from zotpy.config import load
+    from zotpy.errors import ConfigError
+    from zotpy.logs import configure_logging
+    from zotpy.meta.db import close_if_open
+    from zotpy.scheduler.jobs import collectors
+    from zotpy.scheduler.process import build_registry_with_hooks
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # The report goes to stdout; log lines (and the audit log) go where configured, else to stderr.
+    configure_logging(dataclasses.replace(config.log, output=config.log.output or "/dev/stderr"))
+    registry, indexes, meta, _ = build_registry_with_hooks(config)
+    try:
+        for label, _settings, collector in collectors(config, registry, meta, dry_run=args.dry_run):
+            reports = collector.run()
+            verb = "would be removed" if collector.dry_run else "removed"
+            print(f"store {label}: {sum(len(r.lines()) for r in reports)} item(s) {verb}")
+            for report in reports:
+                for line in report.lines():
+                    print(f"  {line}")
+    finally:
+        for index in indexes:
+            close_if_open(index.db)
+    return 0
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    """Run the scheduler in the foreground (for its own service; set ZOTPY_SCHEDULER=external on gunicorn)."""
+    from zotpy.errors import ConfigError
+    from zotpy.scheduler.process import main as run_scheduler
+
+    try:
+        return run_scheduler(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

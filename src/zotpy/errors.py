@@ -24,6 +24,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "DENIED": (403, "requested access to the resource is denied"),
     "UNSUPPORTED": (415, "the operation is unsupported"),
     "TOOMANYREQUESTS": (429, "too many requests"),
+    "UNAVAILABLE": (503, "authentication service unavailable"),
 }
 
 
@@ -92,6 +93,18 @@ class Unauthorized(RegistryError):
 
 class Denied(RegistryError):
     code = "DENIED"
+
+
+class Unauthenticated(RegistryError):
+    """Credentials were given but are wrong, expired or malformed (401 UNAUTHORIZED)."""
+
+    code = "UNAUTHORIZED"
+
+
+class AuthUnavailable(RegistryError):
+    """An authentication backend (LDAP directory, token service) cannot be reached (503)."""
+
+    code = "UNAVAILABLE"
 
 
 class Unsupported(RegistryError):

@@ -20,6 +20,8 @@ from zotpy.errors import (
     ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
+    RegistryError,
+    StorageError,
 )
 from zotpy.oci.digest import DEFAULT_ALGORITHM, Digest, looks_like_digest
 from zotpy.oci.manifest import Manifest, parse_manifest
@@ -107,6 +109,10 @@ class Registry:
     def open_blob(self, repo: str, digest: Digest, offset: int = 0) -> BinaryIO:
         return self._store(repo).open_blob(repo, digest, offset)
 
+    def blob_redirect(self, repo: str, digest: Digest) -> str | None:
+        """Where to send a blob GET instead of streaming it (``storage.redirectBlobURL``), if anywhere."""
+        return self._store(repo).blob_redirect(repo, digest)
+
     def delete_blob(self, repo: str, digest: str) -> None:
         parsed = Digest.parse(digest)
         store = self._store(repo)
@@ -116,13 +122,24 @@ class Registry:
 
     # -- uploads -------------------------------------------------------------------------
 
-    def start_upload(self, repo: str, mount: str | None = None, from_repo: str | None = None) -> UploadStart:
-        """Mount when asked and possible, else open a new session."""
+    def start_upload(self, repo: str, mount: str | None = None, from_repo: str | None = None,
+                     may_read: Callable[[str], bool] | None = None) -> UploadStart:
+        """Mount when asked and possible, else open a new session.
+
+        With ``may_read`` (access control on) only a copy in a repository the caller may read is mounted.
+        """
         store = self._store(repo)
         if mount is not None:
             digest = Digest.parse(mount)
             source = from_repo if from_repo and self.stores.for_repo(from_repo) is store else None
-            if (source or from_repo is None) and store.mount_blob(repo, digest, source):
+            if may_read is not None:
+                if source is not None and not may_read(source):
+                    source = None
+                elif from_repo is None:
+                    source = _readable_copy(store, digest, may_read)
+                if source is not None and store.mount_blob(repo, digest, source):
+                    return UploadStart(digest=digest)
+            elif (source or from_repo is None) and store.mount_blob(repo, digest, source):
                 return UploadStart(digest=digest)
         return UploadStart(session_id=store.new_upload(repo))
 
@@ -179,19 +196,21 @@ class Registry:
         else:
             digest = manifest.digest(DEFAULT_ALGORITHM)
             tags = [check_tag(reference)]
-        self._check_references(store, repo, manifest)
+        checked = self._check_references(store, repo, manifest)
 
         def commit() -> None:
             for hooks in self.hooks:
                 hooks.on_put(repo, digest, manifest, tuple(tags), lambda d: store.read_blob(repo, d))
 
-        store.put_manifest(repo, manifest, digest, tags, on_commit=commit)
+        store.put_manifest(repo, manifest, digest, tags, on_commit=commit, verify=checked)
         signals.manifest_pushed.send(self, repo=repo, digest=digest, manifest=manifest, tags=tuple(tags))
         subject = manifest.subject.digest if manifest.subject else None
         return PushedManifest(digest, subject, tuple(tags))
 
-    def _check_references(self, store: ImageStore, repo: str, manifest: Manifest) -> None:
-        """Every blob and child manifest must be here with the stated size (the subject may come later)."""
+    def _check_references(self, store: ImageStore, repo: str, manifest: Manifest) -> list[Digest]:
+        """Every blob and child manifest must be here with the stated size (the subject may come later);
+        returns their digests, which the store checks again under the repository lock."""
+        checked = []
         for descriptor in (*manifest.blobs(), *manifest.manifests):
             if descriptor.is_foreign:
                 continue
@@ -202,6 +221,8 @@ class Registry:
             if size != descriptor.size:
                 raise ManifestInvalid("descriptor size does not match the stored content",
                                       detail={"digest": str(descriptor.digest), "size": descriptor.size})
+            checked.append(descriptor.digest)
+        return checked
 
     def delete_manifest(self, repo: str, reference: str) -> Digest:
         store = self._store(repo)
@@ -221,8 +242,25 @@ class Registry:
     def tags(self, repo: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
         return self._store(repo).tag_page(repo, last, n)
 
-    def catalog(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
-        """Repository names after ``last`` across every store, sorted; and whether more follow."""
+    def tag_exists(self, repo: str, tag: str) -> bool:
+        """True when ``repo`` has ``tag`` (access control tells a new tag from a re-pointed one)."""
+        try:
+            self._store(repo).resolve(repo, tag)
+        except (RegistryError, StorageError):
+            return False
+        return True
+
+    def catalog(self, n: int | None, last: str | None,
+                visible: Callable[[str], bool] | None = None) -> tuple[list[str], bool]:
+        """Repository names after ``last`` across every store, sorted; and whether more follow.
+
+        ``visible`` (access control on) filters the names before they are paged.
+        """
+        if visible is not None:
+            names = [name for name in self.catalog(None, last)[0] if visible(name)]
+            if n is None or n >= MAX_PAGE:
+                return names, False
+            return names[:n], len(names) > n
         if n is not None and n >= MAX_PAGE:
             n = None  # more than any store holds: the whole list
         limit = None if n is None else n + 1
@@ -240,6 +278,15 @@ class Registry:
             wanted = {value.replace(" ", "+") for value in artifact_types}
             found = [d for d in found if d.get("artifactType") in wanted]
         return found
+
+
+def _readable_copy(store: ImageStore, digest: Digest, may_read: Callable[[str], bool]) -> str | None:
+    """A repository of ``store`` holding ``digest`` that the caller may read (the dedupe index knows)."""
+    for location in store.index.locations(str(digest)):
+        owner = location.rsplit("/blobs/", 1)[0]
+        if owner != location and may_read(owner):
+            return owner
+    return None
 
 
 def _check_reference(reference: str) -> None:

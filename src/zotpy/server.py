@@ -30,6 +30,7 @@ from zotpy.app import create_app, prepare
 from zotpy.config import Config, check_runnable, load, sanitized
 from zotpy.errors import ConfigError
 from zotpy.logs import GunicornLogger, configure_logging, library_level
+from zotpy.scheduler.supervise import gunicorn_hooks as scheduler_hooks
 
 CONFIG_ENV = "ZOTPY_CONFIG"
 DEFAULT_CONFIG = "conf/config.json"
@@ -214,6 +215,7 @@ def gunicorn_settings(config: Config, environ: Mapping[str, str] = os.environ) -
         "errorlog": output,
         "accesslog": output,
         "on_starting": _on_starting(config),
+        **scheduler_hooks(config, environ),
     }
     if config.http.tls is not None:
         settings.update(

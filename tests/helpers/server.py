@@ -50,20 +50,27 @@ def zot_config(
     tls: tuple[Path, Path] | None = None,
     log_level: str = "info",
     extensions: Mapping[str, Any] | None = None,
+    http_extra: Mapping[str, Any] | None = None,
+    storage_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A zot-format config document for a registry on ``address:port`` storing under ``root``.
 
     ``extensions`` is copied as the config's ``extensions`` section (zot's keys, e.g.
-    ``{"search": {"enable": True}}``); without it the section is left out.
+    ``{"search": {"enable": True}}``); without it the section is left out.  ``http_extra`` is merged
+    into the ``http`` section (``auth``, ``accessControl``, ``realm``...), ``storage_extra`` into ``storage``
+    (``storageDriver``, ``cacheDriver``, ``redirectBlobURL``...).
     """
     http: dict[str, Any] = {"address": address, "port": str(port)}
+    if http_extra:
+        http.update(json.loads(json.dumps(http_extra)))
     if compat:
         http["compat"] = list(compat)
     if tls:
         http["tls"] = {"cert": str(tls[0]), "key": str(tls[1])}
     doc: dict[str, Any] = {
         "distSpecVersion": "1.1.1",
-        "storage": {"rootDirectory": str(root), "dedupe": dedupe},
+        "storage": {"rootDirectory": str(root), "dedupe": dedupe,
+                    **json.loads(json.dumps(storage_extra or {}))},
         "http": http,
         "log": {"level": log_level},
     }
@@ -91,6 +98,7 @@ class _Process:
         self.tls: tuple[Path, Path] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.protected = False  # True when the config asks for authentication
 
     # -- to be provided by subclasses -----------------------------------------------------------
     def command(self) -> list[str]:
@@ -171,7 +179,8 @@ class _Process:
                 with warnings.catch_warnings():  # readiness only: the certificate is checked by the tests
                     warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                     resp = requests.get(f"{self.url}/v2/", timeout=2, verify=False)
-                if resp.status_code == 200:
+                # 401: the registry is up and asks anonymous callers to log in.
+                if resp.status_code == 200 or (resp.status_code == 401 and self.protected):
                     return
                 last = f"GET /v2/ -> {resp.status_code} {resp.text[:200]!r}"
             except requests.RequestException as exc:
@@ -240,8 +249,13 @@ class LiveServer(_Process):
         log_level: str = "info",
         extra_env: dict[str, str] | None = None,
         extensions: Mapping[str, Any] | None = None,
+        http_extra: Mapping[str, Any] | None = None,
+        storage_extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(workdir)
+        self.storage_extra = dict(storage_extra or {})
+        self.http_extra = dict(http_extra or {})
+        self.protected = bool(self.http_extra.get("auth"))
         self.workers = workers
         self.dedupe = dedupe
         self.compat = tuple(compat)
@@ -261,6 +275,8 @@ class LiveServer(_Process):
             tls=self.tls,
             log_level=self.log_level,
             extensions=self.extensions,
+            http_extra=self.http_extra,
+            storage_extra=self.storage_extra,
         )
         self.config_path.write_text(json.dumps(doc, indent=2))
 

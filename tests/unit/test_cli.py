@@ -66,24 +66,23 @@ def test_verify_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFix
 def test_verify_prints_warnings_for_settings_without_effect(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    document = minimal(tmp_path, extensions={"scrub": {"enable": True}})
+    document = minimal(tmp_path, extensions={"lint": {"enable": True}})
     assert main(["verify", write_config(tmp_path, document)]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "config OK"
-    assert "warning:" in err and "extensions.scrub" in err
+    assert "warning:" in err and "extensions.lint" in err
 
 
 def test_verify_accepts_auth_but_warns_that_serve_refuses_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("")
-    document = minimal(tmp_path, http={"auth": {"htpasswd": {"path": str(htpasswd)}}})
+    openid = {"providers": {"github": {"clientid": "id", "scopes": ["user"]}}}
+    document = minimal(tmp_path, http={"auth": {"openid": openid}})
     assert main(["verify", write_config(tmp_path, document)]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "config OK"
     assert "zotpy serve` would not start" in err
-    assert "http.auth.htpasswd" in err
+    assert "http.auth.openid" in err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

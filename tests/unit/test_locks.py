@@ -196,3 +196,74 @@ def test_lock_is_released_after_an_exception(tmp_path: Path) -> None:
         pass
     with other.lock("repo", timeout=0):
         pass
+
+
+PATCHED_SCRIPT = """
+    from gevent import monkey
+    monkey.patch_all()
+    import fcntl, json, os, sys, time
+    import gevent
+    from zotpy.locks import LockSet, LockTimeout
+
+    locks = LockSet(sys.argv[1])
+    path = locks.path("repo")
+    state = {"ticks": 0}
+
+    def tick():
+        while True:
+            gevent.sleep(0.001)
+            state["ticks"] += 1
+
+    def hold_elsewhere():
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: as another process would
+        return fd
+
+    ticker = gevent.spawn(tick)
+    out = {}
+    # 1. A waiter blocked on a lock held elsewhere takes it at once when it is let go.
+    fd = hold_elsewhere()
+    taken = {}
+
+    def wait():
+        with locks.lock("repo"):
+            taken["at"] = time.monotonic()
+
+    waiter = gevent.spawn(wait)
+    gevent.sleep(0.3)
+    out["ticks_while_held"] = state["ticks"]
+    released = time.monotonic()
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    waiter.join(10)
+    out["handoff_seconds"] = taken["at"] - released
+    # 2. A waiter that gives up leaves nothing held once the holder lets go.
+    fd = hold_elsewhere()
+    try:
+        with locks.lock("repo", timeout=0.2):
+            out["timed_out"] = False
+    except LockTimeout:
+        out["timed_out"] = True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    gevent.sleep(0.2)
+    probe = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out["free_after_timeout"] = True
+    except OSError:
+        out["free_after_timeout"] = False
+    finally:
+        os.close(probe)
+    ticker.kill()
+    print(json.dumps(out))
+"""
+
+
+def test_patched_gevent_waits_in_a_thread_hands_off_at_once_and_gives_up_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("gevent")
+    result = json.loads(finish(run_python(PATCHED_SCRIPT, str(tmp_path)), timeout=60))
+    assert result["ticks_while_held"] > 50  # the loop kept running while the waiter waited
+    assert result["handoff_seconds"] < 0.05
+    assert result["timed_out"] is True
+    assert result["free_after_timeout"] is True

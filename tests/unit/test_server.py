@@ -165,10 +165,11 @@ def test_settings_or_exit_names_the_bad_key(tmp_path: Path) -> None:
 
 
 def test_settings_or_exit_refuses_auth_that_is_not_built(tmp_path: Path) -> None:
-    document = {"storage": {"rootDirectory": str(tmp_path)}, "http": {"auth": {"htpasswd": {"path": "x"}}}}
+    openid = {"providers": {"github": {"clientid": "id", "scopes": ["user"]}}}
+    document = {"storage": {"rootDirectory": str(tmp_path)}, "http": {"auth": {"openid": openid}}}
     with pytest.raises(SystemExit) as exit_info:
         server.settings_or_exit(write_config(tmp_path, document), environ={})
-    assert "http.auth.htpasswd" in str(exit_info.value.code)
+    assert "http.auth.openid" in str(exit_info.value.code)
 
 
 def test_settings_or_exit_refuses_a_bad_environment(tmp_path: Path) -> None:

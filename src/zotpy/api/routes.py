@@ -16,6 +16,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wsgi import wrap_file
 
 from zotpy.api import headers as h
+from zotpy.api.cors import add_cors_headers, preflight
 from zotpy.api.parsing import (
     body_chunks,
     byte_range,
@@ -31,6 +32,8 @@ from zotpy.registry import Registry
 
 Handler = Callable[..., Response]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAY_READ = "zotpy.may_read"
+"""WSGI environ key: the caller's read check, set by access control when it is on (else absent)."""
 DISCOVER_EXTENSION = {
     "name": "_zot",
     "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
@@ -38,10 +41,12 @@ DISCOVER_EXTENSION = {
 }
 
 
-def build_blueprint(registry: Registry, extension_endpoints: Sequence[str] = ()) -> Blueprint:
+def build_blueprint(registry: Registry, extension_endpoints: Sequence[str] = (),
+                    allow_origin: str | None = None) -> Blueprint:
     """The distribution-spec routes bound to one registry service.
 
-    ``extension_endpoints`` are the paths of the enabled extensions, listed by the discover route.
+    ``extension_endpoints`` are the paths of the enabled extensions, listed by the discover route;
+    ``allow_origin`` is ``http.allowOrigin`` (see :mod:`zotpy.api.cors`).
     """
     discovered = {"extensions": [{**DISCOVER_EXTENSION, "endpoints": list(extension_endpoints)}]}
     bp = Blueprint("v2", __name__)
@@ -60,22 +65,32 @@ def build_blueprint(registry: Registry, extension_endpoints: Sequence[str] = ())
         (re.compile(r"^(?P<name>.+?)/referrers/(?P<digest>[^/]+)$"), {"GET": routes.referrers}),
     ]
 
-    @bp.route("/v2", methods=["GET", "HEAD"], strict_slashes=False)
-    @bp.route("/v2/", methods=["GET", "HEAD"])
+    @bp.after_request
+    def _cors(response: Response) -> Response:
+        return add_cors_headers(response, allow_origin)
+
+    @bp.route("/v2", methods=["GET", "HEAD", "OPTIONS"], strict_slashes=False)
+    @bp.route("/v2/", methods=["GET", "HEAD", "OPTIONS"])
     def version() -> Response:
+        if request.method == "OPTIONS":
+            return preflight(["GET", "HEAD"])
         return _json({})
 
-    @bp.route("/v2/_catalog", methods=["GET"])
+    @bp.route("/v2/_catalog", methods=["GET", "OPTIONS"])
     def catalog() -> Response:
+        if request.method == "OPTIONS":
+            return preflight(["GET"])
         n, last = pagination()
-        names, more = registry.catalog(n, last)
+        names, more = registry.catalog(n, last, request.environ.get(MAY_READ))
         response = _json({"repositories": names})
         if more and names:
             response.headers["Link"] = _next_link("/v2/_catalog", n, names[-1])
         return response
 
-    @bp.route("/v2/_oci/ext/discover", methods=["GET"])
+    @bp.route("/v2/_oci/ext/discover", methods=["GET", "OPTIONS"])
     def discover() -> Response:
+        if request.method == "OPTIONS":
+            return preflight(["GET"])
         return _json(discovered)
 
     @bp.route("/v2/<path:rest>", methods=ALL_METHODS)
@@ -84,6 +99,8 @@ def build_blueprint(registry: Registry, extension_endpoints: Sequence[str] = ())
             match = pattern.match(rest)
             if match is None:
                 continue
+            if request.method == "OPTIONS":
+                return preflight(handlers)
             handler = handlers.get(request.method)
             if handler is None:
                 raise MethodNotAllowed(valid_methods=list(handlers))
@@ -144,6 +161,12 @@ class _Routes:
 
     def get_blob(self, name: str, digest: str) -> Response:
         parsed, size = self.registry.blob_size(name, digest)
+        location = self.registry.blob_redirect(name, parsed)
+        if location is not None:
+            response = _empty(307)
+            response.headers["Location"] = location
+            response.headers[h.CONTENT_DIGEST] = str(parsed)
+            return response
         wanted = byte_range(size)
         start, end = wanted if wanted else (0, size - 1)
         length = end - start + 1 if size else 0
@@ -178,7 +201,7 @@ class _Routes:
             return _blob_created(name, str(stored))
         if from_repo is not None and mount is None:
             raise Invalid("from requires mount", status=405)
-        started = self.registry.start_upload(name, mount, from_repo)
+        started = self.registry.start_upload(name, mount, from_repo, request.environ.get(MAY_READ))
         if started.digest is not None:
             return _blob_created(name, str(started.digest))
         assert started.session_id is not None

@@ -20,3 +20,7 @@ class Identity:
     groups: frozenset[str] = frozenset()
     method: str = ""
     token_access: Mapping[str, frozenset[str]] | None = field(default=None)
+
+    def __str__(self) -> str:
+        # Logs, audit lines and per-user tables (stars, bookmarks) name the user.
+        return self.username

@@ -188,7 +188,8 @@ def _build(data: Mapping[str, Any], source: str | None) -> Config:
     )
 
 
-_BUILT_EXTENSIONS = frozenset({"search", "mgmt"})  # mgmt follows search, as in zot
+_BUILT_EXTENSIONS = frozenset({"search", "mgmt", "scrub"})  # mgmt follows search, as in zot
+_MIN_SCRUB_INTERVAL = 2 * 3600.0
 _NOT_BUILT = "is accepted but has no effect yet: zotpy does not implement it in this release"
 
 
@@ -204,9 +205,12 @@ def _warnings(data: Mapping[str, Any]) -> list[str]:
     stores = [("storage", storage)]
     stores += [(f"storage.subPaths.{route}", store) for route, store in storage.get("subPaths", {}).items()]
     for prefix, store in stores:
-        for key in ("retention", "gcTimeWindow", "cacheDriver"):
-            if key in store:
-                warnings.append(f"{prefix}.{key} {_NOT_BUILT}")
+        if "cacheDriver" in store and store["cacheDriver"]["name"] != "postgresql":
+            warnings.append(f"{prefix}.cacheDriver {_NOT_BUILT}")
+        if _retention_needs_metadata(store.get("retention")) and not _metadata_on(data):
+            warnings.append(f"{prefix}.retention: keepTags and keepUntagged rules other than patterns read "
+                            "push and pull statistics from the metadata database, which only runs with "
+                            "extensions.search on; without it those rules keep every tag they match")
         if store["maxRepos"]:
             warnings.append(f"{prefix}.maxRepos {_NOT_BUILT}")
     if "ratelimit" in data["http"]:
@@ -218,6 +222,24 @@ def _warnings(data: Mapping[str, Any]) -> list[str]:
         if name in _BUILT_EXTENSIONS:
             if name == "search" and (section or {}).get("cve") is not None:
                 warnings.append(f"extensions.search.cve {_NOT_BUILT}")
+            scrub_interval = (section or {}).get("interval") if name == "scrub" else None
+            if scrub_interval is not None and scrub_interval < _MIN_SCRUB_INTERVAL:
+                warnings.append(f"extensions.scrub.interval {scrub_interval:g}s is below zot's minimum; "
+                                f"scrub runs every {_MIN_SCRUB_INTERVAL:g}s")
             continue
         warnings.append(f"extensions.{name} {_NOT_BUILT}")
     return warnings
+
+
+def _retention_needs_metadata(retention: Mapping[str, Any] | None) -> bool:
+    rules = ("pulledWithin", "pushedWithin", "mostRecentlyPushedCount", "mostRecentlyPulledCount")
+    for policy in (retention or {}).get("policies", ()):
+        for entry in [*policy.get("keepTags", ()), policy.get("keepUntagged") or {}]:
+            if any(entry.get(rule) is not None for rule in rules):
+                return True
+    return False
+
+
+def _metadata_on(data: Mapping[str, Any]) -> bool:
+    search = data.get("extensions", {}).get("search")
+    return search is not None and search.get("enable", True) is not False

@@ -23,7 +23,7 @@ from .schema_extensions import ExtensionsSchema
 DEFAULT_GC_DELAY = 3600.0
 DEFAULT_GC_INTERVAL = 3600.0
 STORAGE_DRIVERS = ("s3", "gcs", "azure")
-CACHE_DRIVERS = ("dynamodb", "redis")
+CACHE_DRIVERS = ("dynamodb", "redis", "postgresql")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 # One repository-name path component (OCI distribution spec grammar), behind a slash.

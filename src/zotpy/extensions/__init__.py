@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 
 from zotpy.config.model import Config
-from zotpy.extensions import mgmt, search
+from zotpy.extensions import mgmt, scrub, search, userprefs
 from zotpy.meta.hooks import MetaHooks
 from zotpy.meta.store import MetaStore
 from zotpy.registry import Registry
@@ -24,7 +24,7 @@ from zotpy.registry import Registry
 __all__ = ["KNOWN", "Access", "ExtensionContext", "discover_endpoints", "enabled", "init_app",
            "needs_metadata"]
 
-KNOWN: tuple[ModuleType, ...] = (search, mgmt)
+KNOWN: tuple[ModuleType, ...] = (search, mgmt, scrub, userprefs)
 """Every extension zotpy has, in the order zot lists their discover endpoints."""
 
 
@@ -36,8 +36,9 @@ def _allow(_identity: Any, _repo: str) -> bool:
 class Access:
     """The one place resolvers ask what the caller may see and do.
 
-    Until authentication lands every caller is anonymous (``identity()`` is None) and the registry is
-    open, so both checks allow everything; the auth issue replaces these functions.
+    The defaults serve an open registry (every caller anonymous, everything allowed); with
+    authentication or access control configured, ``zotpy.app`` passes the request guard's functions
+    (``identity()`` is the caller's ``zotpy.auth.Identity``, whose ``str`` is the username).
     """
 
     identity: Callable[[], Any] = lambda: None

@@ -27,6 +27,7 @@ __all__ = [
     "connect_models",
     "migrate",
     "open_database",
+    "release_all",
     "schema_version",
 ]
 
@@ -113,6 +114,15 @@ def close_if_open(db: peewee.Database) -> None:
         db.close()
 
 
+def release_all(db: peewee.Database) -> None:
+    """Close every connection ``db`` holds, pooled ones included (before the process forks)."""
+    close_all = getattr(db, "close_all", None)
+    if close_all is not None:
+        close_all()
+    else:
+        close_if_open(db)
+
+
 def connect_models(db: peewee.Database, models: Iterable[type[peewee.Model]]) -> None:
     """Bind ``models`` to ``db`` and create their missing tables and indexes in one transaction."""
     models = list(models)
@@ -179,4 +189,6 @@ def migrate(db: peewee.Database, component: str, version: int, steps: Mapping[in
 
 
 def _record(table: type[SchemaVersion], component: str, version: int) -> None:
-    table.insert(component=component, version=version).on_conflict_replace().execute()
+    # An upsert both SQLite and PostgreSQL understand (REPLACE is SQLite's alone).
+    table.insert(component=component, version=version).on_conflict(
+        conflict_target=[table.component], update={table.version: version}).execute()

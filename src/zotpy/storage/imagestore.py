@@ -15,7 +15,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from zotpy.errors import (
@@ -24,6 +25,7 @@ from zotpy.errors import (
     BlobUploadUnknown,
     Denied,
     DigestInvalid,
+    ManifestBlobUnknown,
     ManifestUnknown,
     NameUnknown,
     RangeInvalid,
@@ -34,6 +36,7 @@ from zotpy.oci.manifest import Manifest
 from zotpy.oci.names import is_valid_name
 from zotpy.storage import layout
 from zotpy.storage.drivers.base import Driver, PathNotFound
+from zotpy.storage.indextext import IndexText
 from zotpy.storage.interfaces import Locks, StorageIndex
 from zotpy.storage.repoview import ManifestCache, RepoView
 
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 _SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
 LOCK_BUCKETS = 1024
 FRESH_SECONDS = 0.1
+INDEX_TEXTS_KEPT = 64
+"""Repositories whose index.json text is kept for appending (the ones pushed to most recently)."""
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR, ".sync"})
 
 
@@ -68,16 +73,20 @@ class _HashStates:
 class ImageStore:
     """The repositories under one storage root."""
 
-    def __init__(self, driver: Driver, index: StorageIndex, locks: Locks, *, dedupe: bool = True) -> None:
+    def __init__(self, driver: Driver, index: StorageIndex, locks: Locks, *, dedupe: bool = True,
+                 redirect_blobs: bool = False) -> None:
         self.driver = driver
         self.index = index
         self.locks = locks
         self.dedupe = dedupe
+        self.redirect_blobs = redirect_blobs
         self._views: OrderedDict[str, tuple[tuple[int, ...], RepoView]] = OrderedDict()
         self._manifests = ManifestCache()
         self._hashes = _HashStates()
         self._pending: dict[str, list[_PendingPut]] = {}
         self._pending_guard = threading.Lock()
+        self._committing: set[str] = set()
+        self._index_texts: dict[str, IndexText] = {}
 
     # -- repositories -------------------------------------------------------------------
 
@@ -171,6 +180,12 @@ class ImageStore:
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
 
+    def blob_redirect(self, repo: str, digest: Digest) -> str | None:
+        """A URL the client may fetch the blob from directly (``redirectBlobURL``), or None to stream it."""
+        if not self.redirect_blobs:
+            return None
+        return self.driver.presigned_url(layout.blob_path(repo, digest))
+
     def read_blob(self, repo: str, digest: Digest) -> bytes:
         """A small blob's bytes (configs, manifests); large layers are streamed instead."""
         try:
@@ -207,6 +222,10 @@ class ImageStore:
         self.ensure_repo(repo)
         target = layout.blob_path(repo, digest)
         with self.locks.lock(_blob_lock(digest)):
+            if not self.driver.exists(source):  # garbage-collected since it was chosen
+                source = self._existing_location(digest) if self.dedupe else None
+                if source is None:
+                    return False
             linked = self.driver.exists(target) or (self.dedupe and self.driver.link(source, target))
             if not linked:
                 self.driver.write_atomic(target, self.driver.iter_chunks(source))
@@ -344,11 +363,13 @@ class ImageStore:
         return raw, digest, media_type
 
     def put_manifest(self, repo: str, manifest: Manifest, digest: Digest, tags: list[str],
-                     on_commit: Callable[[], None] | None = None) -> bool:
+                     on_commit: Callable[[], None] | None = None, verify: Iterable[Digest] = ()) -> bool:
         """Store the manifest blob and record it in index.json; returns True if the repo is new.
 
         ``on_commit`` runs under the repository lock once storage is written (the metadata
-        hook); if it raises, storage is put back as it was and the error propagates.
+        hook); if it raises, storage is put back as it was and the error propagates. Each digest in
+        ``verify`` (the blobs the caller found) must still be present under the lock, else
+        MANIFEST_BLOB_UNKNOWN: garbage collection may have removed it in between.
 
         Pushes to one repository that wait for its lock in this process are applied together
         (group commit): the lock holder rewrites index.json once for all of them.
@@ -361,24 +382,61 @@ class ImageStore:
         if new_blob:
             # Content-addressed and written atomically: invisible as a manifest until index.json names it.
             self.driver.write_atomic(path, [manifest.raw])
-        pending = _PendingPut(manifest, digest, tags, on_commit, new_blob)
+        pending = _PendingPut(manifest, digest, tags, on_commit, new_blob, tuple(verify))
         with self._pending_guard:
             self._pending.setdefault(repo, []).append(pending)
-        with self.locks.lock(_repo_lock(repo)):
-            if not pending.done:
-                with self._pending_guard:
-                    batch = self._pending.pop(repo, [])
-                self._apply_puts(repo, batch)
+            leads = repo not in self._committing
+            if leads:
+                self._committing.add(repo)
+        if not leads:
+            pending.wake.wait()
+        if not pending.done:
+            self._commit_pending(repo)
         if pending.error is not None:
             raise pending.error
         return created
 
+    def _commit_pending(self, repo: str) -> None:
+        """As ``repo``'s committer in this process: apply everything queued, in one index.json write.
+
+        One greenlet per repository and process commits; the others wait on their push's event
+        instead of queueing for the lock (each of them would take and drop it for nothing). When
+        more pushes arrived meanwhile, the first of them becomes the next committer, so no push
+        waits on work queued after it.
+        """
+        batch: list[_PendingPut] = []
+        try:
+            with self.locks.lock(_repo_lock(repo)):
+                # Taken once the lock is held: pushes that arrived while it was awaited join in.
+                with self._pending_guard:
+                    batch = self._pending.pop(repo, [])
+                self._apply_puts(repo, batch)
+        except BaseException as exc:
+            if not batch:
+                with self._pending_guard:
+                    batch = self._pending.pop(repo, [])
+            for pending in batch:
+                if pending.error is None:
+                    pending.error = exc
+        finally:
+            for pending in batch:
+                pending.done = True
+                pending.wake.set()
+            with self._pending_guard:
+                queued = self._pending.get(repo)
+                if queued:
+                    queued[0].wake.set()
+                else:
+                    self._committing.discard(repo)
+
     def _apply_puts(self, repo: str, batch: list[_PendingPut]) -> None:
         """Record a batch of pushes in one index.json write; undo the ones whose hook fails."""
+        everything = batch
         try:
             self._ensure_repo_locked(repo)
+            batch = [p for p in batch if not self._lost_reference(repo, p)]
             previous = self.driver.read_bytes(layout.index_path(repo))
-            updated = _apply_all(previous, batch)
+            updated = self._apply_all(repo, previous, batch)
             if updated != previous:
                 self.driver.write_atomic(layout.index_path(repo), [updated])
             failed = []
@@ -399,12 +457,55 @@ class ImageStore:
                     if pending.new_blob and str(pending.digest) not in named:
                         self._remove_blob_file(repo, pending.digest)
         except BaseException as exc:
-            for pending in batch:
+            for pending in everything:
                 if pending.error is None:
                     pending.error = exc
         finally:
-            for pending in batch:
+            for pending in everything:
                 pending.done = True
+
+    def _apply_all(self, repo: str, raw: bytes, batch: list[_PendingPut]) -> bytes:
+        """index.json bytes with every push of ``batch`` recorded.
+
+        New tags of new manifests (the common push) are appended to the bytes zotpy wrote; anything
+        else (a moved tag, a second tag of a known digest, a hand-written file) parses the document.
+        """
+        text = IndexText.read(raw, self._index_texts.pop(repo, None))
+        appended: list[dict[str, Any]] = []
+        rest = batch
+        if text is not None:
+            for position, pending in enumerate(batch):
+                target = str(pending.digest)
+                if text.names_any(target, pending.tags):
+                    rest = batch[position:]
+                    break
+                _record(appended, pending.manifest, pending.digest, pending.tags)
+                text.digests.add(target)
+                text.tags.update(pending.tags)
+            else:
+                rest = []
+            if appended:
+                text.append(appended)
+            raw = text.raw
+            self._index_texts[repo] = text
+            while len(self._index_texts) > INDEX_TEXTS_KEPT:
+                self._index_texts.pop(next(iter(self._index_texts)))
+        if not rest:
+            return raw
+        self._index_texts.pop(repo, None)
+        doc = layout.decode_index(raw)
+        for pending in rest:
+            _record(doc["manifests"], pending.manifest, pending.digest, pending.tags)
+        return layout.encode_index(doc)
+
+    def _lost_reference(self, repo: str, pending: _PendingPut) -> bool:
+        """Whether a blob the caller checked before the push went since (garbage-collected): re-checked
+        under the repository lock, which GC holds while it deletes."""
+        for digest in pending.verify:
+            if not self.driver.exists(layout.blob_path(repo, digest)):
+                pending.error = ManifestBlobUnknown(detail={"digest": str(digest)})
+                return True
+        return False
 
     def delete_manifest(self, repo: str, reference: str,
                         on_commit: Callable[[Digest], None] | None = None) -> Digest:
@@ -498,6 +599,122 @@ class ImageStore:
         self.index.replace_all(repos, locations)
         return len(repos)
 
+    # -- maintenance (garbage collection) -----------------------------------------------
+
+    def repo_lock(self, repo: str) -> AbstractContextManager[None]:
+        """The lock every index.json change of ``repo`` is made under; GC takes it as the API does."""
+        return self.locks.lock(_repo_lock(repo))
+
+    def blob_lock(self, digest: Digest) -> AbstractContextManager[None]:
+        """The lock every placement, link or removal of a copy of ``digest`` is made under."""
+        return self.locks.lock(_blob_lock(digest))
+
+    def read_index(self, repo: str) -> dict[str, Any]:
+        """``repo``'s index.json document as stored (read it under ``repo_lock`` to change it)."""
+        try:
+            return layout.decode_index(self.driver.read_bytes(layout.index_path(repo)))
+        except PathNotFound:
+            raise NameUnknown(detail={"name": repo}) from None
+
+    def write_index(self, repo: str, doc: dict[str, Any]) -> None:
+        """Replace ``repo``'s index.json atomically (under ``repo_lock``); every process's view follows it."""
+        self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+        self._views.pop(repo, None)
+
+    def view_of(self, repo: str, entries: list[dict[str, Any]]) -> RepoView:
+        """A view over index entries being edited, reading manifests from ``repo``."""
+        return RepoView(entries, lambda digest, kind: self._load_manifest(repo, digest, kind))
+
+    def blob_times(self, repo: str) -> dict[str, float]:
+        """digest → last change of every blob file ``repo`` holds (the later of mtime and ctime, so a
+        blob just linked from an old copy by dedupe counts as new)."""
+        out: dict[str, float] = {}
+        for digest, path in self.blob_locations(repo):
+            try:
+                info = self.driver.stat(path)
+            except PathNotFound:
+                continue
+            if not info.is_dir:
+                out[digest] = max(info.mtime, info.changed)
+        return out
+
+    def remove_unreferenced_blob(self, repo: str, digest: str, changed_before: float) -> bool:
+        """Delete ``repo``'s copy of a blob unless it changed at or after ``changed_before``.
+
+        The caller holds ``repo_lock`` and has found no manifest referencing it; the blob lock keeps a
+        concurrent dedupe link or mount from picking this copy while it goes.
+        """
+        try:
+            parsed = Digest.parse(digest)
+        except DigestInvalid:
+            return False
+        path = layout.blob_path(repo, parsed)
+        with self.locks.lock(_blob_lock(parsed)):
+            try:
+                info = self.driver.stat(path)
+            except PathNotFound:
+                self.index.remove_location(digest, path)
+                return False
+            if info.is_dir or max(info.mtime, info.changed) >= changed_before:
+                return False
+            self._remove_blob_file(repo, parsed)
+        return True
+
+    def upload_times(self, repo: str) -> dict[str, float]:
+        """name → last write of every file in ``repo``'s upload directory (sessions, leftover temp files)."""
+        out: dict[str, float] = {}
+        for name in self._list(f"{repo}/{layout.UPLOADS_DIR}"):
+            try:
+                info = self.driver.stat(f"{repo}/{layout.UPLOADS_DIR}/{name}")
+            except PathNotFound:
+                continue
+            if not info.is_dir:
+                out[name] = info.mtime
+        return out
+
+    def remove_stale_upload(self, repo: str, name: str, changed_before: float) -> bool:
+        """Delete an upload file not written since before ``changed_before`` (under the session's lock)."""
+        key = _upload_key(repo, name)
+        path = f"{repo}/{layout.UPLOADS_DIR}/{name}"
+        with self.locks.lock(_upload_lock(key)):
+            try:
+                if self.driver.stat(path).mtime >= changed_before:
+                    return False
+                self.driver.delete(path)
+            except PathNotFound:
+                return False
+            self._hashes.drop(key)
+        return True
+
+    def remove_empty_repository(self, repo: str, changed_before: float) -> bool:
+        """Remove ``repo``'s layout when index.json names nothing, no blob or upload is left and index.json
+        is older than ``changed_before``; drop it from the catalog. The caller holds ``repo_lock``.
+        Repositories nested below it stay."""
+        try:
+            info = self.driver.stat(layout.index_path(repo))
+        except PathNotFound:
+            return False
+        if info.mtime >= changed_before or self.read_index(repo)["manifests"]:
+            return False
+        if next(self.blob_locations(repo), None) is not None or self._list(f"{repo}/{layout.UPLOADS_DIR}"):
+            return False
+        for part in (layout.BLOBS_DIR, layout.UPLOADS_DIR):
+            if self.driver.exists(f"{repo}/{part}"):
+                self.driver.delete_tree(f"{repo}/{part}")
+        for name in (layout.INDEX_FILE, layout.LAYOUT_FILE):
+            try:
+                self.driver.delete(f"{repo}/{name}")
+            except PathNotFound:
+                pass
+        if not self._list(repo):
+            try:
+                self.driver.delete_tree(repo)
+            except PathNotFound:
+                pass  # on S3 a directory goes with its last key
+        self.index.remove_repository(repo)
+        self._views.pop(repo, None)
+        return True
+
 
 @dataclass
 class _PendingPut:
@@ -508,43 +725,11 @@ class _PendingPut:
     tags: list[str]
     on_commit: Callable[[], None] | None
     new_blob: bool
+    verify: tuple[Digest, ...] = ()  # blobs that must still exist when the push lands (see _lost_reference)
     done: bool = False
     error: BaseException | None = None
-
-
-def _apply_all(raw: bytes, batch: list[_PendingPut]) -> bytes:
-    """index.json bytes with every push of ``batch`` recorded.
-
-    New tags of new manifests (the common push) are appended to the bytes zotpy wrote; anything
-    else (a moved tag, a second tag of a known digest, a hand-written file) parses the document.
-    """
-    doc: dict[str, Any] | None = None
-    for pending in batch:
-        if doc is None:
-            appended = _append_new(raw, pending)
-            if appended is not None:
-                raw = appended
-                continue
-            doc = layout.decode_index(raw)
-        _record(doc["manifests"], pending.manifest, pending.digest, pending.tags)
-    return raw if doc is None else layout.encode_index(doc)
-
-
-def _append_new(raw: bytes, pending: _PendingPut) -> bytes | None:
-    """``raw`` with entries for a digest and tags it does not name yet, or None to take the slow path."""
-    if not (raw.startswith(layout.COMPACT_INDEX_PREFIX) and raw.endswith(b"]}")):
-        return None
-    target = str(pending.digest)
-    if f'"digest":"{target}"'.encode() in raw:
-        return None
-    # Tags are plain ASCII by the grammar, so the compact encoding of their annotation is exact.
-    if any(f'"{mt.TAG_ANNOTATION}":"{tag}"'.encode() in raw for tag in pending.tags):
-        return None
-    entries: list[dict[str, Any]] = []
-    _record(entries, pending.manifest, pending.digest, pending.tags)
-    encoded = b",".join(layout.encode_entry(entry) for entry in entries)
-    body = raw[:-2]
-    return body + (b"" if body.endswith(b"[") else b",") + encoded + b"]}"
+    # Resolved per call, so it is greenlet-aware once gevent has patched threading.
+    wake: threading.Event = field(default_factory=lambda: threading.Event())
 
 
 def _record_all(entries: list[dict[str, Any]], batch: list[_PendingPut]) -> bool:

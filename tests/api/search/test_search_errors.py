@@ -235,17 +235,19 @@ def test_mgmt_reports_the_configured_authentication_without_secrets(tmp_path, ki
     OpenID provider names, apikey; no path, certificate, client secret or bind password."""
     from types import MappingProxyType
 
+    from helpers.tls import self_signed_cert
     from oci_api_client import Registry
     from zotpy.app import create_app, prepare
     from zotpy.config.model import Config, HTTPConfig
 
     root = tmp_path / "root"
     root.mkdir()
+    cert, _ = self_signed_cert(tmp_path / "secret")
     auth = {
         "htpasswd": {"path": "/secret/htpasswd"},
         "ldap": {"address": "ldap.example.com", "port": 389, "baseDN": "ou=users", "userAttribute": "uid",
                  "bindDN": "cn=admin", "bindPassword": "TOPSECRET-LDAP"},
-        "bearer": {"realm": "https://auth.example.com/token", "service": "zotpy", "cert": "/secret/cert.pem"},
+        "bearer": {"realm": "https://auth.example.com/token", "service": "zotpy", "cert": str(cert)},
         "openid": {"providers": {"github": {"clientid": "abc", "clientsecret": "TOPSECRET-OIDC",
                                             "scopes": ["read:org"]}}},
         "apikey": True,

@@ -23,11 +23,7 @@ def refusal(data: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(("auth", "tls"), [
-    ({"htpasswd": {"path": "/etc/zot/htpasswd"}}, None),
-    ({"ldap": {"address": "ldap", "baseDN": "dc=x", "userAttribute": "uid"}}, None),
-    ({"bearer": {"realm": "https://auth/token", "service": "zot", "cert": "/etc/zot/auth.crt"}}, None),
     ({"openid": {"providers": {"github": {"clientid": "id", "scopes": ["user"]}}}}, None),
-    ({"apikey": True}, None),
     ({"mtls": {"identityAttributes": ["CN"]}}, MTLS),
 ])
 def test_authentication_is_refused_until_built(auth: dict[str, Any], tls: dict[str, Any] | None) -> None:
@@ -45,11 +41,32 @@ def test_settings_that_protect_nothing_alone_may_run() -> None:
     check_runnable(load_mapping({"storage": ROOT, "http": {"tls": TLS, "auth": auth}}))
 
 
-def test_access_control_is_refused_until_built() -> None:
-    message = refusal({"storage": ROOT, "http": {"accessControl": {"repositories": {"prod/**": {"policies": [
-        {"users": ["ann"], "actions": ["read"], "conditions": [{"expression": "true"}]}]}}}}})
-    assert "http.accessControl: access control is not available" in message
+@pytest.mark.parametrize("auth", [
+    {"htpasswd": {"path": "/etc/zot/htpasswd"}},
+    {"ldap": {"address": "ldap", "baseDN": "dc=x", "userAttribute": "uid"}},
+    {"bearer": {"realm": "https://auth/token", "service": "zot", "cert": "/etc/zot/auth.crt"}},
+    {"apikey": True},
+])
+def test_built_authentication_runs(auth: dict[str, Any]) -> None:
+    check_runnable(load_mapping({"storage": ROOT, "http": {"auth": auth, "accessControl": {
+        "repositories": {"**": {"defaultPolicy": ["read"]}}}}}))
+
+
+def test_access_control_conditions_are_refused_until_built() -> None:
+    message = refusal({"storage": ROOT, "http": {"auth": {"htpasswd": {"path": "/h"}}, "accessControl": {
+        "repositories": {"prod/**": {"policies": [
+            {"users": ["ann"], "actions": ["read"], "conditions": [{"expression": "true"}]}]}}}}})
+    assert "http.accessControl.repositories.prod/**.policies[0].conditions: CEL conditions are not" in message
     assert "will not run open" in message
+
+
+def test_access_control_without_authentication_allows_only_anonymous_policies() -> None:
+    check_runnable(load_mapping({"storage": ROOT, "http": {"accessControl": {
+        "repositories": {"**": {"anonymousPolicy": ["read"]}}}}}))
+    message = refusal({"storage": ROOT, "http": {"accessControl": {
+        "repositories": {"**": {"defaultPolicy": ["read"]}}, "adminPolicy": {"users": ["a"]}}}})
+    assert "http.accessControl.repositories.**: only anonymousPolicy may be set without http.auth" in message
+    assert "http.accessControl.adminPolicy: needs http.auth" in message
 
 
 def test_client_certificates_are_refused_until_built() -> None:
@@ -58,7 +75,7 @@ def test_client_certificates_are_refused_until_built() -> None:
 
 
 @pytest.mark.parametrize(("storage", "path", "name"), [
-    ({**ROOT, "storageDriver": {"name": "s3", "bucket": "b"}}, "storage.storageDriver", "s3"),
+    ({**ROOT, "storageDriver": {"name": "azure", "accountname": "a"}}, "storage.storageDriver", "azure"),
     ({**ROOT, "subPaths": {"/a": {"rootDirectory": "/srv/a", "storageDriver": {"name": "gcs"}}}},
      "storage.subPaths./a.storageDriver", "gcs"),
 ])
@@ -68,11 +85,21 @@ def test_storage_drivers_are_refused_until_built(storage: dict[str, Any], path: 
     assert "asks for protection" not in message
 
 
+def test_s3_runs_and_needs_a_local_root_directory() -> None:
+    check_runnable(load_mapping({"storage": {**ROOT, "storageDriver": {"name": "s3", "bucket": "b"}}}))
+    message = refusal({"storage": {"storageDriver": {"name": "s3", "bucket": "b"}}})
+    assert "storage.rootDirectory: required with storageDriver" in message
+
+
 def test_every_refusal_is_listed() -> None:
     message = refusal({"storage": {**ROOT, "storageDriver": {"name": "azure"}},
-                       "http": {"auth": {"htpasswd": {"path": "/h"}}, "accessControl": {}}})
+                       "http": {"auth": {"openid": {"providers": {"github": {"clientid": "i",
+                                                                             "scopes": ["u"]}}}},
+                                "accessControl": {"repositories": {"a": {"policies": [
+                                    {"users": ["a"], "conditions": [{"expression": "true"}]}]}}}}})
     assert [line.split(":")[0].strip() for line in message.splitlines()[1:]] == [
-        "http.auth.htpasswd", "http.accessControl", "storage.storageDriver",
+        "http.auth.openid", "http.accessControl.repositories.a.policies[0].conditions",
+        "storage.storageDriver",
     ]
 
 
@@ -84,14 +111,13 @@ def test_sections_without_effect_warn_once_each() -> None:
         "http": {"ratelimit": {"rate": 5}},
         "scheduler": {"numWorkers": 2},
         "cluster": {"members": ["a:1"], "hashKey": "0123456789abcdef"},
-        "extensions": {"search": {}, "scrub": {"enable": False}},
+        "extensions": {"search": {}, "lint": {"enable": False}},
     })
     check_runnable(config)
     keys = [warning.split(" ")[0] for warning in config.warnings]
     assert sorted(keys) == sorted([
-        "storage.retention", "storage.gcTimeWindow", "storage.cacheDriver", "storage.maxRepos",
-        "storage.subPaths./a.retention", "http.ratelimit", "scheduler", "cluster",
-        "extensions.scrub",
+        "storage.cacheDriver", "storage.maxRepos", "http.ratelimit", "scheduler", "cluster",
+        "extensions.lint",
     ])
     assert all("no effect yet" in warning for warning in config.warnings)
 

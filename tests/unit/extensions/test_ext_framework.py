@@ -27,7 +27,7 @@ def test_search_and_mgmt_follow_the_search_section(tmp_path: Path, section: Any,
     assert search.is_enabled(cfg) is enabled
     assert mgmt.is_enabled(cfg) is enabled
     assert extensions.needs_metadata(cfg) is enabled
-    expected = ["/v2/_zot/ext/search", "/v2/_zot/ext/mgmt"] if enabled else []
+    expected = ["/v2/_zot/ext/search", "/v2/_zot/ext/mgmt", "/v2/_zot/ext/userprefs"] if enabled else []
     assert extensions.discover_endpoints(cfg) == expected
 
 
@@ -56,7 +56,7 @@ def test_search_wires_hooks_routes_and_discover(tmp_path: Path) -> None:
     assert len(app.extensions["zotpy.registry"].hooks) == 1
     client = app.test_client()
     endpoints = client.get("/v2/_oci/ext/discover").get_json()["extensions"][0]["endpoints"]
-    assert endpoints == ["/v2/_zot/ext/search", "/v2/_zot/ext/mgmt"]
+    assert endpoints == ["/v2/_zot/ext/search", "/v2/_zot/ext/mgmt", "/v2/_zot/ext/userprefs"]
     query = '{ ImageList(repo: "") { Page { TotalCount } } }'
     answer = client.post("/v2/_zot/ext/search", json={"query": query})
     assert answer.status_code == 200
@@ -68,7 +68,7 @@ def test_mgmt_serves_the_stripped_configuration(tmp_path: Path) -> None:
     prepare(cfg)
     body = create_app(cfg).test_client().get("/v2/_zot/ext/mgmt").get_json()
     assert body["distSpecVersion"] == cfg.dist_spec_version
-    assert body["binaryType"] == "-mgmt-search"
+    assert body["binaryType"] == "-mgmt-search-userprefs"
     assert body["http"] == {"auth": {}}
     assert set(body) == {"distSpecVersion", "commit", "releaseTag", "binaryType", "http"}
 

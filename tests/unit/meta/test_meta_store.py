@@ -1,12 +1,14 @@
-"""Tests for zotpy.meta.store and zotpy.meta.hooks over a real SQLite file."""
+"""Tests for zotpy.meta.store and zotpy.meta.hooks over a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pytest
 
 from zotpy.meta.db import open_database, schema_version
@@ -22,11 +24,19 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def meta(tmp_path: Path) -> MetaStore:
-    store = MetaStore(open_database(str(tmp_path / "zotpy.db")))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def meta(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetaStore]:
+    """The store on the embedded SQLite file, and on PostgreSQL (a fresh schema of the session's cluster)."""
+    if request.param == "sqlite":
+        db: peewee.Database = open_database(str(tmp_path / "zotpy.db"))
+    else:
+        from zotpy.meta.postgres import open_postgres
+
+        db = open_postgres(request.getfixturevalue("postgres").cache_driver())
+    store = MetaStore(db)
     store.ensure_schema()
-    return store
+    yield store
+    db.close()
 
 
 def record(name: str, layers: tuple[str, ...] = ("l1",), **extra: Any) -> ImageRecord:

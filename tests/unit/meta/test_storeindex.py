@@ -23,9 +23,17 @@ DIGEST_B = "sha256:" + "b" * 64
 NAMES = ["z", "a/b", "a", "a-b", "a.b", "B", "ab", "é", "a/b/c", "a0", "~"]
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> StoreIndex:
-    return StoreIndex(open_database(str(tmp_path / DEFAULT_DB_NAME)))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreIndex]:
+    """The index on the embedded SQLite file, and on PostgreSQL (a fresh schema of the session's cluster)."""
+    if request.param == "sqlite":
+        yield StoreIndex(open_database(str(tmp_path / DEFAULT_DB_NAME)))
+        return
+    from zotpy.meta.postgres import open_postgres
+
+    db = open_postgres(request.getfixturevalue("postgres").cache_driver())
+    yield StoreIndex(db)
+    db.close_all()
 
 
 def test_locations_oldest_first(index: StoreIndex) -> None:
@@ -110,6 +118,7 @@ def test_paging_visits_every_repository_once(catalog: StoreIndex) -> None:
     assert seen == sorted(NAMES)
 
 
+@pytest.mark.parametrize("index", ["sqlite"], indirect=True)  # reads SQLite's query plan
 def test_catalog_page_uses_an_index(catalog: StoreIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     db = catalog.db
     executed: list[tuple[str, Any]] = []

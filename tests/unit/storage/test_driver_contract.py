@@ -1,7 +1,7 @@
 """The contract every storage driver passes (STYLE habit 4).
 
 One parametrised module: the ``driver`` fixture builds each backend over an empty root
-(only ``local`` today; an ``s3`` backend adds one entry to ``BACKENDS``). Tests that need a
+(``local`` on a temp dir, ``s3`` on a fresh bucket of moto's S3 server). Tests that need a
 filesystem (symlinks, inodes) use ``fs_driver``, which only builds drivers with a local path.
 """
 
@@ -46,17 +46,43 @@ def _local(tmp_path: Path, commit: bool) -> Backend:
     return Backend(LocalDriver(str(root), commit=commit), lambda: _tree(tmp_path, root))
 
 
-BACKENDS: dict[str, Callable[[Path, bool], Backend]] = {"local": _local}
+def _s3(request: pytest.FixtureRequest) -> Backend:
+    from zotpy.storage.drivers.s3 import S3Driver
+    from zotpy.storage.drivers.s3_settings import parse_settings
+
+    moto = request.getfixturevalue("moto_s3")
+    bucket = moto.new_bucket()
+    client = moto.client()
+    client.put_object(Bucket=bucket, Key="zot/outside/secret", Body=b"secret")
+
+    def outside() -> dict[str, bytes | None]:
+        keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for item in page.get("Contents", []) if not item["Key"].startswith("zot/root/")]
+        return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+    return Backend(S3Driver(parse_settings(moto.driver_settings(bucket, "/zot/root/"))), outside)
 
 
-@pytest.fixture(params=[(name, commit) for name in BACKENDS for commit in (False, True)],
-                ids=lambda p: f"{p[0]}-commit" if p[1] else p[0])
+BACKENDS = ("local", "s3")
+PARAMS = [("local", False), ("local", True), ("s3", False)]  # ``commit`` (fsync) only means something locally
+
+
+def _param_id(param: tuple[str, bool]) -> str:
+    return f"{param[0]}-commit" if param[1] else param[0]
+
+
+# Tests of filesystem behaviour (symlinks, inodes, temp files) run on the backends that have one.
+fs_only = pytest.mark.parametrize("backend", [p for p in PARAMS if p[0] == "local"], indirect=True,
+                                  ids=_param_id)
+
+
+@pytest.fixture(params=PARAMS, ids=_param_id)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     name, commit = request.param
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"secret")
-    return BACKENDS[name](tmp_path, commit)
+    return _local(tmp_path, commit) if name == "local" else _s3(request)
 
 
 @pytest.fixture
@@ -124,6 +150,7 @@ def test_write_atomic_failure_on_new_file_leaves_nothing(driver: Driver) -> None
     assert driver.list_dir("dir") == []
 
 
+@fs_only
 def test_write_atomic_leaves_no_temp_files(fs_driver: Driver) -> None:
     fs_driver.write_atomic("d/f", [b"x"])
     fs_driver.write_atomic("d/f", [b"y"])
@@ -227,12 +254,31 @@ def test_link(driver: Driver) -> None:
     assert driver.read_bytes("r2/blobs/blob") == b"shared"
 
 
+@fs_only
 def test_link_same_inode(fs_driver: Driver) -> None:
     fs_driver.write_atomic("r1/blob", [b"shared"])
     fs_driver.link("r1/blob", "r2/blob")
     assert fs(fs_driver, "r1/blob").stat().st_ino == fs(fs_driver, "r2/blob").stat().st_ino
     assert fs(fs_driver, "r1/blob").stat().st_nlink == 2
     assert not [n for n in os.listdir(fs(fs_driver, "r2")) if n.startswith(TEMP_PREFIX)]
+
+
+def test_file_id_tells_copies_apart(driver: Driver) -> None:
+    """Separate writes of equal bytes are never reported as one stored object (dedupe relies on it)."""
+    driver.write_atomic("r1/blob", [b"same"])
+    driver.write_atomic("r2/blob", [b"same"])
+    first, second = driver.stat("r1/blob").file_id, driver.stat("r2/blob").file_id
+    assert first == () or first != second
+    assert driver.stat("r1/blob").file_id == first  # stable while the file stays
+
+
+@fs_only
+def test_file_id_follows_hard_links(fs_driver: Driver) -> None:
+    fs_driver.write_atomic("r1/blob", [b"shared"])
+    fs_driver.write_atomic("r2/blob", [b"shared"])
+    assert fs_driver.stat("r1/blob").file_id != fs_driver.stat("r2/blob").file_id
+    fs_driver.link("r1/blob", "r2/blob")
+    assert fs_driver.stat("r1/blob").file_id == fs_driver.stat("r2/blob").file_id != ()
 
 
 def test_link_replaces_target(driver: Driver) -> None:
@@ -308,6 +354,12 @@ def test_missing_is_path_not_found(driver: Driver) -> None:
     assert not driver.is_dir("missing")
 
 
+def test_presigned_url_only_where_the_backend_serves_urls(driver: Driver) -> None:
+    driver.write_atomic("r/blob", [b"x"])
+    url = driver.presigned_url("r/blob")
+    assert (url is None) == (driver.local_path("") is not None)
+
+
 def test_path_not_found_is_a_storage_error() -> None:
     assert issubclass(PathNotFound, StorageError)
     assert issubclass(PathOutsideRoot, StorageError)
@@ -346,6 +398,7 @@ OPERATIONS: dict[str, Callable[[Driver, str], Any]] = {
     "delete_tree": lambda d, p: d.delete_tree(p),
     "list_dir": lambda d, p: d.list_dir(p),
     "local_path": lambda d, p: d.local_path(p),
+    "presigned_url": lambda d, p: d.presigned_url(p),
 }
 
 
@@ -374,6 +427,7 @@ def symlinks(fs_driver: Driver, tmp_path: Path) -> Driver:
     return fs_driver
 
 
+@fs_only
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("path", ["dirlink/secret", "dirlink/new", "dirlink/sub/new"])
 def test_symlinked_directory_pointing_outside_is_refused(
@@ -382,6 +436,7 @@ def test_symlinked_directory_pointing_outside_is_refused(
 
 
 
+@fs_only
 @pytest.mark.parametrize(("operation", "path"), [
     ("stat", "filelink"),
     ("read_bytes", "filelink"),
@@ -398,6 +453,7 @@ def test_symlink_pointing_outside_is_refused(
     _assert_refused(backend, operation, path)
 
 
+@fs_only
 def test_symlink_inside_the_root_is_followed(fs_driver: Driver) -> None:
     fs_driver.write_atomic("real/f", [b"x"])
     os.symlink(fs(fs_driver, "real"), fs(fs_driver, "alias"))

@@ -917,21 +917,32 @@ def test_a_failing_hook_in_a_batch_undoes_only_its_own_push(world: World, store:
     assert not store.has_blob("r", bad.digest())
 
 
-def test_appending_new_tags_matches_rewriting_the_document(world: World, store: ImageStore) -> None:
-    """The append fast path must write exactly what parsing and re-encoding would."""
+@pytest.mark.parametrize("other_writer", [False, True], ids=["alone", "with-another-writer"])
+def test_appending_new_tags_matches_rewriting_the_document(world: World, store: ImageStore,
+                                                            other_writer: bool) -> None:
+    """The append fast path must write exactly what parsing and re-encoding would, batch or not,
+    also when another process changed index.json in between (appended to it or rewrote it)."""
     import random
 
-    from zotpy.storage.imagestore import _apply_all, _PendingPut, _record
+    from zotpy.storage.imagestore import _PendingPut, _record
 
     rng = random.Random(7)
     manifests = [image(store, "r", f"m{i}") for i in range(12)]
     fast = layout.EMPTY_INDEX
     slow = layout.decode_index(fast)
     for step in range(200):
-        manifest = rng.choice(manifests)
-        tags = rng.choice([[], [f"t{rng.randrange(30)}"], [f"t{rng.randrange(30)}", f"n{step}"]])
-        pending = _PendingPut(manifest, manifest.digest(), tags, None, False)
-        fast = _apply_all(fast, [pending])
-        _record(slow["manifests"], manifest, manifest.digest(), tags)
+        batch = []
+        for k in range(rng.randrange(1, 4)):
+            manifest = rng.choice(manifests)
+            tags = rng.choice([[], [f"t{rng.randrange(30)}"], [f"t{rng.randrange(30)}", f"n{step}-{k}"]])
+            batch.append(_PendingPut(manifest, manifest.digest(), tags, None, False))
+            _record(slow["manifests"], manifest, manifest.digest(), tags)
+        fast = store._apply_all("r", fast, batch)
         assert json.loads(fast) == slow, f"diverged at step {step}"
+        if other_writer and step % 7 == 3:
+            # Another worker's push, appended (or, every other time, the whole file re-encoded).
+            manifest = rng.choice(manifests)
+            _record(slow["manifests"], manifest, manifest.digest(), [f"o{step}"])
+            fast = layout.encode_index(slow) if step % 2 else store._apply_all(
+                "other-process", fast, [_PendingPut(manifest, manifest.digest(), [f"o{step}"], None, False)])
     assert fast == layout.encode_index(slow)

@@ -19,7 +19,7 @@ from zotpy.storage.drivers.local import LocalDriver
 __all__ = ["Driver", "FileInfo", "LocalDriver", "PathNotFound", "PathOutsideRoot", "StorageError",
            "StorageFull", "build_driver"]
 
-AVAILABLE = ("local",)
+AVAILABLE = ("local", "s3")
 
 
 def build_driver(root: str, settings: Mapping[str, Any] | None, *, commit: bool) -> Driver:
@@ -27,5 +27,9 @@ def build_driver(root: str, settings: Mapping[str, Any] | None, *, commit: bool)
     name = (settings or {}).get("name", "local")
     if name == "local":
         return LocalDriver(root, commit=commit)
+    if name == "s3":
+        from zotpy.storage.drivers.s3 import S3Driver  # boto3 is imported only when S3 is configured
+
+        return S3Driver.from_config(settings)
     raise ConfigError(f"storage.storageDriver.name: {name!r} is not available "
                       f"(available: {', '.join(AVAILABLE)})")

@@ -21,6 +21,8 @@ class FileInfo:
     mtime: float
     is_dir: bool
     identity: tuple[int, ...] = ()  # changes whenever the file is replaced (inode, mtime_ns, size)
+    changed: float = 0.0  # last content or link change (ctime); a fresh hard link to old content shows here
+    file_id: tuple[int, ...] = ()  # the stored object (device, inode): equal for hard links; () if unknown
 
 
 class Driver(Protocol):
@@ -42,3 +44,4 @@ class Driver(Protocol):
     def list_dir(self, path: str) -> list[str]: ...
     def is_dir(self, path: str) -> bool: ...
     def local_path(self, path: str) -> str | None: ...
+    def presigned_url(self, path: str) -> str | None: ...

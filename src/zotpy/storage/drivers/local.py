@@ -61,11 +61,17 @@ class LocalDriver:
         """The absolute filesystem path (only local drivers have one)."""
         return self._abs(path)
 
+    def presigned_url(self, path: str) -> str | None:
+        """None: a local file has no URL of its own, so blob GETs stream it."""
+        self._abs(path)
+        return None
+
     def stat(self, path: str) -> FileInfo:
         with _translated():
             st = os.stat(self._abs(path))
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
-        return FileInfo(st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode), identity)
+        return FileInfo(st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode), identity, st.st_ctime,
+                        (st.st_dev, st.st_ino))
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self._abs(path))

@@ -1,4 +1,4 @@
-"""What the scheduler runs: named periodic jobs made of small steps."""
+"""What the scheduler runs: named periodic jobs made of small steps (offered by features and extensions)."""
 
 from __future__ import annotations
 

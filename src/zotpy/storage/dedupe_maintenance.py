@@ -1,0 +1,139 @@
+"""Dedupe maintenance: link the duplicate copies a root gathered while ``storage.dedupe`` was off.
+
+A one-shot job at scheduler start, one repository per step (zot's startup dedupe pass). The storage
+index, refilled from disk by ``ImageStore.reconcile`` before workers serve, lists every copy of a digest
+oldest first; the first copy still on disk is the original. Each other copy that is a separate file is
+replaced, atomically and under the digest's blob lock (the lock uploads, mounts and GC take), by a hard
+link to the original, once the original has been re-hashed and found sound: a damaged original is never
+spread over good copies. Readers holding the old file keep reading it.
+
+Turning dedupe off needs no pass on a local root: hard links are independent names of one file, so
+deleting one repository's copy leaves every other readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+from zotpy.errors import DigestInvalid, PathNotFound
+from zotpy.oci.digest import Digest
+from zotpy.storage.scrub import READ_SIZE, Throttle
+
+if TYPE_CHECKING:
+    from zotpy.storage.imagestore import ImageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DedupeReport:
+    """What one repository step did."""
+
+    repository: str
+    linked: int = 0
+    bytes_freed: int = 0
+    skipped: list[str] = field(default_factory=list)  # "digest: reason" for copies left as they are
+
+
+class DedupePass:
+    """Links duplicate blob copies in every store that has dedupe on."""
+
+    def __init__(self, stores: Sequence[ImageStore], throttle: Callable[[], Throttle] = Throttle) -> None:
+        self.stores = [store for store in stores if store.dedupe]
+        self.throttle = throttle
+        self._sound: set[tuple[str, tuple[int, ...]]] = set()  # (digest, file id) of verified originals
+
+    def steps(self) -> Iterator[Callable[[], None]]:
+        """One callable per repository that links its duplicate copies and logs what it did."""
+        for store in self.stores:
+            for repo in sorted(store.scan()):
+                yield partial(self._logged, store, repo)
+
+    def _logged(self, store: ImageStore, repo: str) -> None:
+        report = self.link_repository(store, repo)
+        if report.linked or report.skipped:
+            log.info("dedupe linked duplicates", extra={"repository": repo, "linked": report.linked,
+                                                        "bytesFreed": report.bytes_freed,
+                                                        "skipped": report.skipped})
+
+    def link_repository(self, store: ImageStore, repo: str) -> DedupeReport:
+        report = DedupeReport(repo)
+        throttle = self.throttle()
+        for digest, path in list(store.blob_locations(repo)):
+            try:
+                parsed = Digest.parse(digest)
+            except DigestInvalid:
+                continue
+            reason = self._link_copy(store, parsed, path, throttle, report)
+            if reason:
+                report.skipped.append(f"{digest}: {reason}")
+        return report
+
+    def _link_copy(self, store: ImageStore, digest: Digest, path: str, throttle: Throttle,
+                   report: DedupeReport) -> str | None:
+        """Make ``path`` a link to the original of ``digest``; why not, when it stays a separate file."""
+        driver = store.driver
+        original = _original(store, digest, path)
+        if original is None:
+            store.index.add_location(str(digest), path)  # the first copy: later ones link to it
+            return None
+        try:
+            copy_info, original_info = driver.stat(path), driver.stat(original)
+        except PathNotFound:
+            return None  # removed meanwhile (GC): nothing to link
+        if not copy_info.file_id or not original_info.file_id:
+            return None  # a backend without hard links: nothing to do here
+        if copy_info.file_id == original_info.file_id:
+            store.index.add_location(str(digest), path)
+            return None
+        if copy_info.size != original_info.size:
+            return f"size {copy_info.size} differs from the original's {original_info.size} ({original})"
+        key = (str(digest), original_info.file_id)
+        if key not in self._sound:
+            if not _hashes_to(store, original, digest, throttle):
+                return f"the original {original} does not match its digest"
+            self._sound.add(key)
+        with store.blob_lock(digest):
+            try:
+                # Either may have been removed or replaced while the original was being hashed.
+                if driver.stat(original).file_id != original_info.file_id:
+                    return None
+                if driver.stat(path).file_id != copy_info.file_id:
+                    return None
+            except PathNotFound:
+                return None
+            if not driver.link(original, path):
+                return "the filesystem cannot hard-link these paths"
+            store.index.add_location(str(digest), path)
+        report.linked += 1
+        report.bytes_freed += copy_info.size
+        throttle.blob_done()
+        return None
+
+
+def _original(store: ImageStore, digest: Digest, path: str) -> str | None:
+    """The oldest recorded copy of ``digest`` still on disk; None when that is ``path`` itself."""
+    for location in store.index.locations(str(digest)):
+        if location == path:
+            return None
+        try:
+            if not store.driver.stat(location).is_dir:
+                return location
+        except PathNotFound:
+            store.index.remove_location(str(digest), location)
+    return None
+
+
+def _hashes_to(store: ImageStore, path: str, digest: Digest, throttle: Throttle) -> bool:
+    hasher = digest.hasher()
+    try:
+        for chunk in store.driver.iter_chunks(path, READ_SIZE):
+            hasher.update(chunk)
+            throttle.read(len(chunk))
+    except PathNotFound:
+        return False
+    return bool(hasher.hexdigest() == digest.hex)
