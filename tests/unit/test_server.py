@@ -355,3 +355,52 @@ def test_gevent_sockets_send_files_with_os_sendfile(tmp_path: Path) -> None:
     assert same == "True"
     # The kernel moved the bytes, in large steps (8 KiB sends would take over a thousand calls).
     assert 1 <= int(sendfile_calls) < 200
+
+
+class _PeerSocket:
+    """A socket whose peer address is given; records the options set on it."""
+
+    def __init__(self, peer: tuple[str, int] | str) -> None:
+        self.peer = peer
+        self.options: dict[tuple[int, int], int] = {}
+
+    def getpeername(self) -> tuple[str, int] | str:
+        return self.peer
+
+    def setsockopt(self, level: int, name: int, value: int) -> None:
+        self.options[(level, name)] = value
+
+
+@pytest.mark.parametrize(("peer", "shrunk"), [
+    (("127.0.0.1", 5000), True),
+    (("127.8.9.10", 5000), True),
+    (("::1", 5000), True),
+    (("::ffff:127.0.0.1", 5000), True),
+    (("10.1.2.3", 5000), False),
+    (("2001:db8::1", 5000), False),
+    ("/run/zotpy.sock", False),
+])
+def test_send_buffer_shrinks_only_towards_local_peers(peer: tuple[str, int] | str, shrunk: bool) -> None:
+    import socket
+
+    from zotpy.server import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
+
+    sock = _PeerSocket(peer)
+    _fit_send_buffer_to_peer(sock)
+    expected = {(socket.SOL_SOCKET, socket.SO_SNDBUF): LOCAL_PEER_SNDBUF} if shrunk else {}
+    assert sock.options == expected
+
+
+def test_send_buffer_of_a_real_loopback_connection_is_set() -> None:
+    import socket
+
+    from zotpy.server import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        with client, accepted:
+            _fit_send_buffer_to_peer(accepted)
+            # Linux doubles the value for its own bookkeeping.
+            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (LOCAL_PEER_SNDBUF,
+                                                                                2 * LOCAL_PEER_SNDBUF)
