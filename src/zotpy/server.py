@@ -13,6 +13,7 @@ Environment: ``ZOTPY_CONFIG`` (config path, default ``conf/config.json`` under t
 from __future__ import annotations
 
 import gc
+import io
 import ipaddress
 import logging
 import os
@@ -25,6 +26,8 @@ from typing import Any
 import gevent
 import gevent.socket
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import ggevent
 
 from zotpy import __version__
@@ -117,6 +120,7 @@ class GeventWorker(ggevent.GeventWorker):
 
     def init_process(self) -> None:
         install_zero_copy_sendfile()
+        install_lean_body_reads()
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -143,6 +147,56 @@ class GeventWorker(ggevent.GeventWorker):
             loop = gevent.get_hub().loop
             for connection, timeout in list(self._keepalive_waits.items()):
                 loop.run_callback(_expire_keepalive, connection, timeout)
+
+
+LEAN_READ_MIN = 64 * 1024
+"""Body reads at least this large, with nothing buffered, take the lean path."""
+
+LEAN_RECV_MAX = 1024 * 1024
+"""Largest single ``recv`` of the lean path."""
+
+
+def install_lean_body_reads() -> None:
+    """Read large pieces of a request body of known length straight from the socket.
+
+    gunicorn passes every received chunk through two ``BytesIO`` buffers (the body's and the
+    socket reader's), each written, read back whole and sliced: several extra copies of every
+    pushed byte, close to a third of a worker's CPU in a 64 MiB push. A read of a large piece takes
+    what the socket reader already holds, asks the socket for at most what the body still holds and
+    joins the pieces once; other reads (chunked bodies, small reads) keep gunicorn's way.
+    """
+    if getattr(Body.read, "zotpy_lean", False):
+        return
+    original = Body.read
+
+    def read(self: Body, size: int | None = None) -> bytes:
+        reader = self.reader
+        if not (isinstance(size, int) and size >= LEAN_READ_MIN and isinstance(reader, LengthReader)
+                and isinstance(reader.unreader, SocketUnreader) and not self.buf.tell()):
+            return bytes(original(self, size))
+        unreader = reader.unreader
+        wanted = min(size, reader.length)
+        pieces: list[bytes] = []
+        unreader.buf.seek(0, os.SEEK_END)
+        if unreader.buf.tell():  # read ahead with the headers: it comes first
+            buffered = unreader.buf.getvalue()
+            unreader.buf = io.BytesIO()
+            if len(buffered) > wanted:
+                unreader.buf.write(buffered[wanted:])
+                buffered = buffered[:wanted]
+            pieces.append(buffered)
+        held = sum(map(len, pieces))
+        while held < wanted:
+            piece = unreader.sock.recv(min(wanted - held, LEAN_RECV_MAX))
+            if not piece:
+                break
+            pieces.append(piece)
+            held += len(piece)
+        reader.length -= held
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    read.zotpy_lean = True  # type: ignore[attr-defined]
+    Body.read = read
 
 
 LOCAL_PEER_SNDBUF = 256 * 1024

@@ -404,3 +404,39 @@ def test_send_buffer_of_a_real_loopback_connection_is_set() -> None:
             # Linux doubles the value for its own bookkeeping.
             assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (LOCAL_PEER_SNDBUF,
                                                                                 2 * LOCAL_PEER_SNDBUF)
+
+
+@pytest.mark.parametrize("read_ahead", [0, 100, 70_000, 300_000])
+@pytest.mark.parametrize("sizes", [[1 << 20], [65_536, 1 << 20, 100, 1 << 20], [1000, 200_000, 3]])
+def test_lean_body_reads_return_the_body_exactly(read_ahead: int, sizes: list[int]) -> None:
+    """Large reads go straight to the socket; with read-ahead left in the socket reader, small reads
+    in between and the next request's bytes behind the body, every byte comes back once, in order."""
+    import random
+    import socket
+    import threading
+
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    from zotpy.server import install_lean_body_reads
+
+    install_lean_body_reads()
+    body = random.Random(5).randbytes(3 * 1024 * 1024 + 17)
+    after = b"GET /next HTTP/1.1\r\n\r\n"
+    left, right = socket.socketpair()
+    with left, right:
+        unreader = SocketUnreader(right)
+        unreader.buf.write(body[:read_ahead])  # what header parsing read beyond the headers
+        sender = threading.Thread(target=left.sendall, args=(body[read_ahead:] + after,))
+        sender.start()
+        stream = Body(LengthReader(unreader, len(body)))
+        got = bytearray()
+        turn = 0
+        while piece := stream.read(sizes[turn % len(sizes)]):
+            assert len(piece) <= sizes[turn % len(sizes)]
+            got += piece
+            turn += 1
+        sender.join()
+        assert bytes(got) == body
+        rest = unreader.read(len(after))  # the next request is still there, untouched
+        assert rest == after
