@@ -1,6 +1,7 @@
 """A live gunicorn storing in S3 (moto's server) with its index and metadata in PostgreSQL, driven by
 real clients: skopeo and podman round trips, chunked uploads whose PATCHes cross the 5 MiB part size,
-dedupe across repositories, a restart, and ``redirectBlobURL`` answering 307 to a presigned URL."""
+dedupe across repositories (one object per digest, placeholders promoted on delete), a restart, and
+``redirectBlobURL`` answering 307 to a presigned URL."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ class S3Registry:
     def keys(self) -> list[str]:
         pages = self.moto.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def sizes(self) -> dict[str, int]:
+        """Size of every object in the bucket, by key."""
+        pages = self.moto.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return {item["Key"]: item["Size"] for page in pages for item in page.get("Contents", [])}
 
     def pending_uploads(self) -> list[Any]:
         return list(self.moto.client().list_multipart_uploads(Bucket=self.bucket).get("Uploads", []))
@@ -169,20 +175,39 @@ def test_chunked_upload_across_parts(s3_registry: S3Registry, repo_name: str, ch
     assert s3_registry.pending_uploads() == []
 
 
-def test_dedupe_and_delete_keep_other_repositories_whole(s3_registry: S3Registry, client: RegistryClient,
-                                                         repo_name: str) -> None:
-    image = build_image(layers=[make_layer(size=6 * MiB, compressed=False)])
+def test_dedupe_keeps_one_object_and_deleting_the_original_promotes_a_copy(
+        tmp_path: Path, tools: ContainerTools, s3_registry: S3Registry, client: RegistryClient,
+        repo_name: str) -> None:
+    require_tool("skopeo")
+    image = build_image(layers=[make_layer(size=6 * MiB), make_layer(size=1000)])
+    source = OCILayout(tmp_path / "src").write({"v1": image})
     first, second = f"{repo_name}-a", f"{repo_name}-b"
-    client.push_image(first, image, "v1")
-    client.push_image(second, image, "v1")
-    layer = image.layers[0].digest
-    assert s3_registry.query("SELECT count(*) FROM store_blob_location WHERE digest = %s", layer)[0][0] == 2
+    for repo in (first, second):
+        tools.skopeo_copy(f"oci:{source.path}:v1", f"docker://{s3_registry.server.hostport}/{repo}:v1")
+    sizes = s3_registry.sizes()
+    for blob in image.blobs:
+        hex_ = blob.digest.split(":")[1]
+        # One full object per digest; the second repository's copy is an empty placeholder.
+        assert sizes[f"{ROOT_PREFIX}/{first}/blobs/sha256/{hex_}"] == len(blob.data)
+        assert sizes[f"{ROOT_PREFIX}/{second}/blobs/sha256/{hex_}"] == 0
+        assert s3_registry.query("SELECT path FROM store_blob_location WHERE digest = %s ORDER BY id",
+                                 blob.digest) == [(f"{first}/blobs/sha256/{hex_}",),
+                                                  (f"{second}/blobs/sha256/{hex_}",)]
+
     expect(client.delete_manifest(first, image.digest), 202)
-    expect(client.delete_blob(first, layer), 202)
-    expect(client.get_blob(first, layer), 404)
-    assert expect(client.get_blob(second, layer), 200).content == image.layers[0].data
-    assert s3_registry.query("SELECT path FROM store_blob_location WHERE digest = %s", layer) == [
-        (f"{second}/blobs/sha256/{layer.split(':')[1]}",)]
+    for blob in image.blobs:
+        expect(client.delete_blob(first, blob.digest), 202)
+        expect(client.get_blob(first, blob.digest), 404)
+    sizes = s3_registry.sizes()
+    assert not [key for key in sizes if key.startswith(f"{ROOT_PREFIX}/{first}/blobs/sha256/")]
+    for blob in image.blobs:  # promoted: the second repository now holds the bytes
+        assert sizes[f"{ROOT_PREFIX}/{second}/blobs/sha256/{blob.digest.split(':')[1]}"] == len(blob.data)
+
+    copy = OCILayout(tmp_path / "back")
+    tools.skopeo_copy(f"docker://{s3_registry.server.hostport}/{second}:v1", f"oci:{copy.path}:v1")
+    assert copy.tags()["v1"]["digest"] == image.digest
+    for blob in (*image.blobs, image.manifest):
+        assert copy.read_blob(blob.digest) == blob.data
 
 
 def test_restart_finds_everything_in_the_bucket(s3_registry: S3Registry, client: RegistryClient,

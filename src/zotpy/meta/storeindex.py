@@ -1,13 +1,13 @@
 """The storage index: where each blob's copies live and which repositories exist.
 
 The image store uses it to place deduplicated blobs and to page through the catalog without walking
-the disk.  It is derived from storage and rebuilt from it (``replace_all``) at startup; the store
+the disk.  It is derived from storage and merged with it (``add_all``) at startup; the store
 receives it injected and never imports this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import peewee
 
@@ -94,17 +94,24 @@ class StoreIndex:
             query = query.limit(limit)
         return list(query.scalars())
 
-    def replace_all(self, repositories: Iterable[str], locations: Iterable[tuple[str, str]]) -> None:
-        """Replace everything recorded with ``repositories`` and ``(digest, path)`` ``locations``, atomically.
+    def add_all(self, repositories: Iterable[str], locations: Iterable[tuple[str, str]]) -> None:
+        """Record ``repositories`` and ``(digest, path)`` ``locations``, keeping what is already recorded
+        (and its order); what a startup walk found, merged with what other nodes write meanwhile."""
+        rows = ({"name": name} for name in repositories)
+        for batch in peewee.chunked(rows, BATCH_ROWS):
+            self._repositories.insert_many(batch).on_conflict_ignore().execute()
+        pairs = ({"digest": digest, "path": path} for digest, path in locations)
+        for batch in peewee.chunked(pairs, BATCH_ROWS):
+            self._locations.insert_many(batch).on_conflict_ignore().execute()
 
-        Used to reconcile the index with what is on disk; duplicates in the input are ignored.
-        """
-        with self.db.atomic():
-            self._repositories.delete().execute()
-            self._locations.delete().execute()
-            rows = ({"name": name} for name in repositories)
-            for batch in peewee.chunked(rows, BATCH_ROWS):
-                self._repositories.insert_many(batch).on_conflict_ignore().execute()
-            pairs = ({"digest": digest, "path": path} for digest, path in locations)
-            for batch in peewee.chunked(pairs, BATCH_ROWS):
-                self._locations.insert_many(batch).on_conflict_ignore().execute()
+    def all_locations(self) -> Iterator[tuple[str, str]]:
+        """Every recorded ``(digest, path)``, read page by page in id order (rows may change meanwhile)."""
+        table = self._locations
+        last = 0
+        while True:
+            page = list(table.select().where(table.id > last).order_by(table.id).limit(BATCH_ROWS))
+            if not page:
+                return
+            last = page[-1].id
+            for row in page:
+                yield row.digest, row.path

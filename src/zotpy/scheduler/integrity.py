@@ -12,6 +12,7 @@ from zotpy.extensions import scrub as scrub_extension
 from zotpy.jobs import Job
 from zotpy.registry import Registry
 from zotpy.storage.dedupe_maintenance import DedupePass
+from zotpy.storage.placeholder_restore import RestorePass
 from zotpy.storage.scrub import ScrubPass, Throttle
 
 SCRUB_PAUSE = 0.005
@@ -27,12 +28,17 @@ def scheduled_throttle() -> Throttle:
 
 def integrity_jobs(config: Config, registry: Registry) -> list[Job]:
     """Scrub every ``extensions.scrub.interval`` when enabled; the dedupe pass once at start when any
-    store has dedupe on (it links copies made while dedupe was off, and finds nothing otherwise)."""
+    store has dedupe on (it links copies made while dedupe was off, and finds nothing otherwise); the
+    restore pass once at start when a store without hard links (S3) has dedupe off (it fills the
+    placeholders dedupe left)."""
     stores = registry.stores.all()
     jobs = []
     dedupe = DedupePass(stores, scheduled_throttle)
     if dedupe.stores:
         jobs.append(Job("dedupe", 0, dedupe.steps))
+    restore = RestorePass(stores)
+    if restore.stores:
+        jobs.append(Job("restore", 0, restore.steps))
     if scrub_extension.is_enabled(config):
         scrub = ScrubPass(stores, registry.stores.for_repo, scheduled_throttle)
         jobs.append(Job("scrub", scrub_extension.interval(config), scrub.steps))

@@ -1,14 +1,19 @@
-"""Dedupe maintenance: link the duplicate copies a root gathered while ``storage.dedupe`` was off.
+"""Dedupe maintenance: share the duplicate copies a root gathered while ``storage.dedupe`` was off.
 
 A one-shot job at scheduler start, one repository per step (zot's startup dedupe pass). The storage
-index, refilled from disk by ``ImageStore.reconcile`` before workers serve, lists every copy of a digest
-oldest first; the first copy still on disk is the original. Each other copy that is a separate file is
-replaced, atomically and under the digest's blob lock (the lock uploads, mounts and GC take), by a hard
-link to the original, once the original has been re-hashed and found sound: a damaged original is never
-spread over good copies. Readers holding the old file keep reading it.
+index, merged with what is stored by ``ImageStore.reconcile`` before workers serve, lists every copy of
+a digest oldest first; the first copy still on disk is the original. Each other copy that is a separate
+file is replaced, atomically and under the digest's blob lock (the lock uploads, mounts and GC take), by
+a hard link to the original, once the original has been re-hashed and found sound: a damaged original
+is never spread over good copies. Readers holding the old file keep reading it.
+
+On a driver without hard links (S3) a full copy is replaced the same way by an empty placeholder
+(``blobcopies``) when another real copy, re-hashed and found sound, holds the bytes: what remains is
+one object per digest, as if dedupe had always been on.
 
 Turning dedupe off needs no pass on a local root: hard links are independent names of one file, so
-deleting one repository's copy leaves every other readable.
+deleting one repository's copy leaves every other readable. On S3 placeholders stay readable too;
+``placeholder_restore`` fills them.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ class DedupeReport:
 
 
 class DedupePass:
-    """Links duplicate blob copies in every store that has dedupe on."""
+    """Links (or, without hard links, turns into placeholders) duplicate blob copies in every store that
+    has dedupe on."""
 
     def __init__(self, stores: Sequence[ImageStore], throttle: Callable[[], Throttle] = Throttle) -> None:
         self.stores = [store for store in stores if store.dedupe]
         self.throttle = throttle
-        self._sound: set[tuple[str, tuple[int, ...]]] = set()  # (digest, file id) of verified originals
+        # (digest, file id) of verified originals; (digest, (path, identity)) without hard links
+        self._sound: set[tuple[str, object]] = set()
 
     def steps(self) -> Iterator[Callable[[], None]]:
         """One callable per repository that links its duplicate copies and logs what it did."""
@@ -76,6 +83,8 @@ class DedupePass:
     def _link_copy(self, store: ImageStore, digest: Digest, path: str, throttle: Throttle,
                    report: DedupeReport) -> str | None:
         """Make ``path`` a link to the original of ``digest``; why not, when it stays a separate file."""
+        if store.copies.placeholders:
+            return self._placehold_copy(store, digest, path, throttle, report)
         driver = store.driver
         original = _original(store, digest, path)
         if original is None:
@@ -109,6 +118,45 @@ class DedupePass:
             if not driver.link(original, path):
                 return "the filesystem cannot hard-link these paths"
             store.index.add_location(str(digest), path)
+        report.linked += 1
+        report.bytes_freed += copy_info.size
+        throttle.blob_done()
+        return None
+
+    def _placehold_copy(self, store: ImageStore, digest: Digest, path: str, throttle: Throttle,
+                        report: DedupeReport) -> str | None:
+        """Replace the full copy at ``path`` by a placeholder when another real copy holds the bytes."""
+        driver = store.driver
+        try:
+            copy_info = driver.stat(path)
+        except PathNotFound:
+            return None
+        if copy_info.is_dir:
+            return None
+        store.index.add_location(str(digest), path)
+        if store.copies.is_placeholder(digest, copy_info):
+            return None
+        found = store.copies.real_copy(digest)
+        if found is None or found[0] == path:
+            return None  # the oldest real copy: the original
+        original, original_info = found
+        if copy_info.size != original_info.size:
+            return f"size {copy_info.size} differs from the original's {original_info.size} ({original})"
+        key = (str(digest), (original, original_info.identity))
+        if key not in self._sound:
+            if not _hashes_to(store, original, digest, throttle):
+                return f"the original {original} does not match its digest"
+            self._sound.add(key)
+        with store.blob_lock(digest):
+            try:
+                # Either may have been removed or replaced while the original was being hashed.
+                if driver.stat(original).identity != original_info.identity:
+                    return None
+                if driver.stat(path).identity != copy_info.identity:
+                    return None
+            except PathNotFound:
+                return None
+            store.copies.share(digest, original, path)
         report.linked += 1
         report.bytes_freed += copy_info.size
         throttle.blob_done()

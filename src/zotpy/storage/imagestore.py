@@ -2,7 +2,8 @@
 
 Blobs, upload sessions, manifests, index.json (tags as ``org.opencontainers.image.ref.name``),
 referrers and dedupe placement all live here; the driver only moves bytes. Writes to a
-repository's index.json happen under that repository's cross-process lock.
+repository's index.json happen under that repository's cross-process lock. A copy of a blob may be a
+placeholder on drivers without hard links (``blobcopies``); every read here goes through it to the bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from zotpy.errors import (
     BlobInUse,
@@ -35,6 +36,7 @@ from zotpy.oci.digest import DEFAULT_ALGORITHM, Digest, new_hasher
 from zotpy.oci.manifest import Manifest
 from zotpy.oci.names import is_valid_name
 from zotpy.storage import layout
+from zotpy.storage.blobcopies import BlobCopies
 from zotpy.storage.drivers.base import Driver, PathNotFound
 from zotpy.storage.indextext import IndexText
 from zotpy.storage.interfaces import Locks, StorageIndex
@@ -48,6 +50,10 @@ FRESH_SECONDS = 0.1
 INDEX_TEXTS_KEPT = 64
 """Repositories whose index.json text is kept for appending (the ones pushed to most recently)."""
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR, ".sync"})
+READ_ATTEMPTS = 3
+"""Lookups of a placeholder's real copy per read: the one found may be promoted away meanwhile."""
+
+_T = TypeVar("_T")
 
 
 class _HashStates:
@@ -80,6 +86,9 @@ class ImageStore:
         self.locks = locks
         self.dedupe = dedupe
         self.redirect_blobs = redirect_blobs
+        self.copies = BlobCopies(driver, index)
+        # Placeholders resolve through the index, so it records every copy on such a driver, dedupe or not.
+        self._track_locations = dedupe or self.copies.placeholders
         self._views: OrderedDict[str, tuple[tuple[int, ...], RepoView]] = OrderedDict()
         self._manifests = ManifestCache()
         self._hashes = _HashStates()
@@ -152,15 +161,14 @@ class ImageStore:
             parsed = Digest.parse(digest)
         except DigestInvalid:
             return None
-        return self._manifests.get(digest, media_type,
-                                   lambda: self.driver.read_bytes(layout.blob_path(repo, parsed)))
+        return self._manifests.get(digest, media_type, lambda: self._read_bytes(repo, parsed))
 
     # -- blobs ---------------------------------------------------------------------------
 
     def blob_size(self, repo: str, digest: Digest) -> int:
-        """Size of a blob held by ``repo``; BLOB_UNKNOWN otherwise."""
+        """Size of a blob held by ``repo`` (a placeholder's is its real copy's); BLOB_UNKNOWN otherwise."""
         try:
-            info = self.driver.stat(layout.blob_path(repo, digest))
+            _, info = self.copies.resolve(digest, layout.blob_path(repo, digest))
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
         if info.is_dir:
@@ -175,23 +183,45 @@ class ImageStore:
         return True
 
     def open_blob(self, repo: str, digest: Digest, offset: int = 0) -> BinaryIO:
-        try:
-            return self.driver.open_read(layout.blob_path(repo, digest), offset)
-        except PathNotFound:
-            raise BlobUnknown(detail={"digest": str(digest)}) from None
+        return self._reading(repo, digest, lambda path: self.driver.open_read(path, offset))
 
     def blob_redirect(self, repo: str, digest: Digest) -> str | None:
         """A URL the client may fetch the blob from directly (``redirectBlobURL``), or None to stream it."""
         if not self.redirect_blobs:
             return None
-        return self.driver.presigned_url(layout.blob_path(repo, digest))
+        return self._reading(repo, digest, self.driver.presigned_url)
 
     def read_blob(self, repo: str, digest: Digest) -> bytes:
         """A small blob's bytes (configs, manifests); large layers are streamed instead."""
         try:
-            return self.driver.read_bytes(layout.blob_path(repo, digest))
+            return self._read_bytes(repo, digest)
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
+
+    def _read_bytes(self, repo: str, digest: Digest) -> bytes:
+        """A small blob's bytes; PathNotFound when ``repo`` holds none. One GET unless it is a placeholder."""
+        path = layout.blob_path(repo, digest)
+        data = self.driver.read_bytes(path)
+        if data or not self.copies.placeholders:
+            return data
+        return self._reading(repo, digest, self.driver.read_bytes, missing=PathNotFound(path))
+
+    def _reading(self, repo: str, digest: Digest, read: Callable[[str], _T],
+                 missing: Exception | None = None) -> _T:
+        """``read`` applied to the path holding the bytes of ``repo``'s copy; BLOB_UNKNOWN (or ``missing``)
+        when there is none. A placeholder's real copy may be promoted away between the lookup and the
+        read: then it is looked up again."""
+        path = layout.blob_path(repo, digest)
+        for _ in range(READ_ATTEMPTS if self.copies.placeholders else 1):
+            source = path
+            try:
+                if self.copies.placeholders:
+                    source = self.copies.resolve(digest, path)[0]
+                return read(source)
+            except PathNotFound:
+                if source == path:
+                    break
+        raise missing or BlobUnknown(detail={"digest": str(digest)})
 
     def delete_blob(self, repo: str, digest: Digest) -> None:
         """Remove the repository's copy; refused while a manifest here references it."""
@@ -203,7 +233,12 @@ class ImageStore:
             self._remove_blob_file(repo, digest)
 
     def _remove_blob_file(self, repo: str, digest: Digest) -> None:
-        path = layout.blob_path(repo, digest)
+        with self.locks.lock(_blob_lock(digest)):
+            self._remove_copy(digest, layout.blob_path(repo, digest))
+
+    def _remove_copy(self, digest: Digest, path: str) -> None:
+        """Delete one copy (under the blob lock), first handing its bytes to a placeholder relying on them."""
+        self.copies.hand_over(digest, path)
         try:
             self.driver.delete(path)
         except PathNotFound:
@@ -222,23 +257,33 @@ class ImageStore:
         self.ensure_repo(repo)
         target = layout.blob_path(repo, digest)
         with self.locks.lock(_blob_lock(digest)):
-            if not self.driver.exists(source):  # garbage-collected since it was chosen
+            try:
+                source = self.copies.resolve(digest, source)[0]  # a placeholder's real copy
+            except PathNotFound:  # garbage-collected since it was chosen
                 source = self._existing_location(digest) if self.dedupe else None
                 if source is None:
                     return False
-            linked = self.driver.exists(target) or (self.dedupe and self.driver.link(source, target))
-            if not linked:
+            held = self._holds(digest, target)
+            if not held and not (self.dedupe and self.copies.share(digest, source, target)):
                 self.driver.write_atomic(target, self.driver.iter_chunks(source))
-            if self.dedupe:
+            if self._track_locations:
                 self.index.add_location(str(digest), target)
         return True
 
     def _existing_location(self, digest: Digest) -> str | None:
-        for location in self.index.locations(str(digest)):
-            if self.driver.exists(location):
-                return location
-            self.index.remove_location(str(digest), location)
-        return None
+        """A recorded copy of ``digest`` holding its bytes (rows of vanished copies are dropped)."""
+        found = self.copies.real_copy(digest)
+        return found[0] if found is not None else None
+
+    def _holds(self, digest: Digest, path: str) -> bool:
+        """Whether the copy at ``path`` is there and readable (a placeholder backed by a real copy)."""
+        if not self.copies.placeholders:
+            return self.driver.exists(path)
+        try:
+            self.copies.resolve(digest, path)
+        except PathNotFound:
+            return False
+        return True
 
     # -- uploads -------------------------------------------------------------------------
 
@@ -321,21 +366,24 @@ class ImageStore:
         return size
 
     def _place_blob(self, repo: str, digest: Digest, upload: str, size: int) -> None:
-        """Move a verified upload into place, or link an identical copy when dedupe is on."""
+        """Move a verified upload into place, or share an identical copy (a hard link or a placeholder)
+        when dedupe is on."""
         target = layout.blob_path(repo, digest)
         with self.locks.lock(_blob_lock(digest)):
-            if not self.driver.exists(target):
+            # A placeholder no real copy backs any more is replaced by the upload (self-healing).
+            if not self._holds(digest, target):
                 placed = False
                 if self.dedupe:
                     source = self._existing_location(digest)
-                    placed = source is not None and source != target and self.driver.link(source, target)
+                    placed = (source is not None and source != target
+                              and self.copies.share(digest, source, target))
                 if placed:
                     self.driver.delete(upload)
                 else:
                     self.driver.move(upload, target)
             else:
                 self.driver.delete(upload)
-            if self.dedupe:
+            if self._track_locations:
                 self.index.add_location(str(digest), target)
 
     # -- manifests -----------------------------------------------------------------------
@@ -357,7 +405,7 @@ class ImageStore:
         """Raw bytes, digest and media type of a manifest by tag or digest."""
         digest, media_type = self.resolve(repo, reference)
         try:
-            raw = self.driver.read_bytes(layout.blob_path(repo, digest))
+            raw = self._read_bytes(repo, digest)
         except PathNotFound:
             raise ManifestUnknown(detail={"reference": reference[:200]}) from None
         return raw, digest, media_type
@@ -593,11 +641,39 @@ class ImageStore:
             return []
 
     def reconcile(self) -> int:
-        """Rebuild the catalog and dedupe index from what is on disk; returns the repository count."""
+        """Bring the catalog and dedupe index in line with what is stored; returns the repository count.
+
+        What the walk finds is added; what it does not find is forgotten only once checked to be gone,
+        under its lock. Rows another node writes while the walk runs (a repository created behind it)
+        are therefore kept, and rows in the order copies were made (a placeholder's original first)
+        keep that order. A recorded copy that vanished from a repository still present is forgotten
+        by the first read that misses it.
+        """
         repos = sorted(self.scan())
-        locations = (pair for repo in repos for pair in self.blob_locations(repo) if self.dedupe)
-        self.index.replace_all(repos, locations)
+        locations = (pair for repo in repos for pair in self.blob_locations(repo) if self._track_locations)
+        self.index.add_all(repos, locations)
+        self._forget_unseen(set(repos))
         return len(repos)
+
+    def _forget_unseen(self, seen: set[str]) -> None:
+        """Drop the index rows of repositories a walk did not see, once checked under their lock to be gone
+        (one created behind the walk is there), and the blob rows in them whose object is gone."""
+        for name in self.index.list_repositories():
+            if name not in seen:
+                with self.locks.lock(_repo_lock(name)):
+                    if not self.repo_exists(name):
+                        self.index.remove_repository(name)
+        gone: dict[str, bool] = {}
+        for digest, path in self.index.all_locations():
+            repo = path.rsplit("/", 3)[0]  # <repo>/blobs/<alg>/<hex>
+            if repo in seen:
+                continue
+            if repo not in gone:
+                gone[repo] = not self.repo_exists(repo)
+            if gone[repo]:
+                with self.locks.lock(_blob_lock_of(digest)):
+                    if not self.driver.exists(path):
+                        self.index.remove_location(digest, path)
 
     # -- maintenance (garbage collection) -----------------------------------------------
 
@@ -642,7 +718,8 @@ class ImageStore:
         """Delete ``repo``'s copy of a blob unless it changed at or after ``changed_before``.
 
         The caller holds ``repo_lock`` and has found no manifest referencing it; the blob lock keeps a
-        concurrent dedupe link or mount from picking this copy while it goes.
+        concurrent dedupe link or mount from picking this copy while it goes. A copy other repositories'
+        placeholders rely on hands its bytes to one of them first.
         """
         try:
             parsed = Digest.parse(digest)
@@ -657,7 +734,7 @@ class ImageStore:
                 return False
             if info.is_dir or max(info.mtime, info.changed) >= changed_before:
                 return False
-            self._remove_blob_file(repo, parsed)
+            self._remove_copy(parsed, path)
         return True
 
     def upload_times(self, repo: str) -> dict[str, float]:
@@ -800,7 +877,11 @@ def _repo_lock(repo: str) -> str:
 
 
 def _blob_lock(digest: Digest) -> str:
-    return _lock_name("blob", str(digest))
+    return _blob_lock_of(str(digest))
+
+
+def _blob_lock_of(digest: str) -> str:
+    return _lock_name("blob", digest)
 
 
 def _upload_lock(key: str) -> str:

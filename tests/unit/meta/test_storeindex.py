@@ -1,4 +1,4 @@
-"""Tests for zotpy.meta.storeindex: blob locations, repositories, catalog pages, reconciliation."""
+"""Tests for zotpy.meta.storeindex: blob locations, repositories, catalog pages, merging a storage walk."""
 
 from __future__ import annotations
 
@@ -138,40 +138,31 @@ def test_catalog_page_uses_an_index(catalog: StoreIndex, monkeypatch: pytest.Mon
     assert "TEMP B-TREE" not in plan
 
 
-def test_replace_all(index: StoreIndex) -> None:
-    index.add_repository("gone")
-    index.add_location(DIGEST_A, "gone/blobs")
-    index.replace_all(
+def test_add_all_merges_with_what_is_recorded(index: StoreIndex) -> None:
+    index.add_repository("other")
+    index.add_location(DIGEST_A, "other/blobs")
+    index.add_all(
         iter(["b", "a", "b"]),
-        iter([(DIGEST_A, "b/blobs"), (DIGEST_A, "a/blobs"), (DIGEST_A, "b/blobs"), (DIGEST_B, "a/x")]),
+        iter([(DIGEST_A, "b/blobs"), (DIGEST_A, "a/blobs"), (DIGEST_A, "b/blobs"), (DIGEST_B, "a/x"),
+              (DIGEST_A, "other/blobs")]),
     )
-    assert index.list_repositories() == ["a", "b"]
-    assert index.locations(DIGEST_A) == ["b/blobs", "a/blobs"]
+    assert index.list_repositories() == ["a", "b", "other"]
+    # Rows already recorded keep their place (the oldest copy of a digest is the original).
+    assert index.locations(DIGEST_A) == ["other/blobs", "b/blobs", "a/blobs"]
     assert index.locations(DIGEST_B) == ["a/x"]
-    index.replace_all([], [])
-    assert index.list_repositories() == []
-    assert index.locations(DIGEST_A) == []
 
 
-def test_replace_all_is_atomic(index: StoreIndex) -> None:
-    index.add_repository("kept")
-    index.add_location(DIGEST_A, "kept/blobs")
-
-    def failing() -> Iterator[tuple[str, str]]:
-        yield DIGEST_B, "new/blobs"
-        raise OSError("disk walk failed")
-
-    with pytest.raises(OSError):
-        index.replace_all(["new"], failing())
-    assert index.list_repositories() == ["kept"]
-    assert index.locations(DIGEST_A) == ["kept/blobs"]
-    assert index.locations(DIGEST_B) == []
+def test_all_locations_pages_in_id_order(index: StoreIndex) -> None:
+    pairs = [(DIGEST_A if i % 2 else DIGEST_B, f"r{i}/blobs") for i in range(1000)]
+    index.add_all([], pairs)
+    index.remove_location(*pairs[3])
+    assert list(index.all_locations()) == pairs[:3] + pairs[4:]
 
 
-def test_replace_all_handles_100k_rows(index: StoreIndex) -> None:
+def test_add_all_handles_100k_rows(index: StoreIndex) -> None:
     count = 100_000
     start = time.monotonic()
-    index.replace_all(
+    index.add_all(
         (f"repo{i:06d}" for i in range(count)),
         ((f"sha256:{i:064x}", f"repo{i:06d}/blobs/sha256/{i:064x}") for i in range(count)),
     )
@@ -179,6 +170,7 @@ def test_replace_all_handles_100k_rows(index: StoreIndex) -> None:
     assert elapsed < 30
     assert index.list_repositories(last="repo099997") == ["repo099998", "repo099999"]
     assert index.locations(f"sha256:{5:064x}") == [f"repo000005/blobs/sha256/{5:064x}"]
+    assert sum(1 for _ in index.all_locations()) == count
 
 
 def test_indexes_on_different_databases_are_independent(tmp_path: Path) -> None:

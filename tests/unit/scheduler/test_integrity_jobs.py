@@ -1,4 +1,4 @@
-"""The scrub and dedupe jobs the scheduler collects, and the scrub extension's switches."""
+"""The scrub, dedupe and restore jobs the scheduler collects, and the scrub extension's switches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers.moto_s3 import MotoS3
 from zotpy.app import build_registry
 from zotpy.config import Config, load_mapping
 from zotpy.extensions import KNOWN, discover_endpoints
@@ -19,8 +20,11 @@ from zotpy.scheduler.integrity import integrity_jobs
 from zotpy.scheduler.jobs import collect
 
 
-def config(tmp_path: Path, *, dedupe: bool = True, **extensions: Any) -> Config:
+def config(tmp_path: Path, *, dedupe: bool = True, driver: dict[str, Any] | None = None,
+           **extensions: Any) -> Config:
     doc: dict[str, Any] = {"storage": {"rootDirectory": str(tmp_path / "root"), "dedupe": dedupe}}
+    if driver is not None:
+        doc["storage"]["storageDriver"] = driver
     if extensions:
         doc["extensions"] = extensions
     return load_mapping(doc)
@@ -53,6 +57,17 @@ def test_scrub_follows_its_section(tmp_path: Path, registry_for: Any) -> None:
     assert named(integrity_jobs(off, registry_for(off))) == {"dedupe": 0}
     absent = config(tmp_path)
     assert not scrub_extension.is_enabled(absent)
+
+
+def test_restore_runs_on_a_store_without_hard_links_and_dedupe_off(tmp_path: Path, registry_for: Any,
+                                                                    moto_s3: MotoS3) -> None:
+    s3 = moto_s3.driver_settings(moto_s3.new_bucket())
+    off = config(tmp_path, dedupe=False, driver=s3)
+    assert named(integrity_jobs(off, registry_for(off))) == {"restore": 0}
+    on = config(tmp_path, driver=s3)
+    assert named(integrity_jobs(on, registry_for(on))) == {"dedupe": 0}
+    local_off = config(tmp_path, dedupe=False)
+    assert named(integrity_jobs(local_off, registry_for(local_off))) == {}  # hard links need no restore
 
 
 def test_interval_has_zots_minimum(tmp_path: Path) -> None:

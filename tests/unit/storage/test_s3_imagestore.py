@@ -1,5 +1,6 @@
-"""The image store over the S3 driver (moto's server): uploads taken over by another worker, dedupe by
-server-side copy, catalog reconciliation from the bucket, and removal of an emptied repository."""
+"""The image store over the S3 driver (moto's server): uploads taken over by another worker, dedupe
+(placeholders: see test_s3_dedupe), catalog reconciliation from the bucket, also while another node
+pushes, and removal of an emptied repository."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_upload_continued_by_another_worker(stores: list[ImageStore]) -> None:
         assert f.read() == data[5 * MiB:]
 
 
-def test_dedupe_copies_and_deleting_one_keeps_the_other(stores: list[ImageStore]) -> None:
+def test_dedupe_and_deleting_one_keeps_the_others(stores: list[ImageStore]) -> None:
     store = stores[0]
     data = os.urandom(MiB)
     digest = digest_of(data)
@@ -68,14 +69,41 @@ def test_dedupe_copies_and_deleting_one_keeps_the_other(stores: list[ImageStore]
     assert store.read_blob("c", digest) == data
 
 
-def test_reconcile_finds_repositories_in_the_bucket(stores: list[ImageStore]) -> None:
-    store = stores[0]
+def test_reconcile_finds_repositories_in_the_bucket(stores: list[ImageStore], tmp_path: Path) -> None:
     for repo in ("x", "team/app", "team/app/nested"):
-        store.put_blob(repo, digest_of(repo.encode()), [repo.encode()])
-    store.index.replace_all([], [])
+        stores[0].put_blob(repo, digest_of(repo.encode()), [repo.encode()])
+    fresh = StoreIndex(open_database(str(tmp_path / "fresh.db")))
+    store = ImageStore(stores[0].driver, fresh, stores[0].locks)
     assert store.reconcile() == 3
     assert store.list_repositories(None, None) == ["team/app", "team/app/nested", "x"]
     assert store.index.locations(str(digest_of(b"x"))) == [f"x/blobs/sha256/{digest_of(b'x').hex}"]
+
+
+def test_reconcile_keeps_a_repository_created_behind_its_walk(stores: list[ImageStore]) -> None:
+    """A node restarting while another takes pushes: what the other records during the walk stays."""
+    restarting, other = stores
+    restarting.put_blob("a", digest_of(b"a"), [b"a"])
+    walk = restarting.scan
+
+    def slow_walk() -> Iterator[str]:
+        yield from walk()
+        other.put_blob("late", digest_of(b"late"), [b"late"])  # after the walk went past it
+
+    restarting.scan = slow_walk  # type: ignore[method-assign]
+    assert restarting.reconcile() == 1
+    assert restarting.list_repositories(None, None) == ["a", "late"]
+    late = f"late/blobs/sha256/{digest_of(b'late').hex}"
+    assert restarting.index.locations(str(digest_of(b"late"))) == [late]
+
+
+def test_reconcile_forgets_a_repository_removed_behind_the_index(stores: list[ImageStore]) -> None:
+    store = stores[0]
+    for repo in ("kept", "gone"):
+        store.put_blob(repo, digest_of(repo.encode()), [repo.encode()])
+    store.driver.delete_tree("gone")
+    assert store.reconcile() == 1
+    assert store.list_repositories(None, None) == ["kept"]
+    assert store.index.locations(str(digest_of(b"gone"))) == []
 
 
 def test_emptied_repository_is_removed(stores: list[ImageStore]) -> None:

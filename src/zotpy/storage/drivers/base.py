@@ -28,6 +28,10 @@ class FileInfo:
 class Driver(Protocol):
     """What the image store needs from a backend: move bytes, nothing OCI-aware."""
 
+    hard_links: bool
+    """Whether ``link`` makes one stored object under two names; else it is a full (server-side) copy,
+    and the image store deduplicates with placeholders instead (``zotpy.storage.blobcopies``)."""
+
     def stat(self, path: str) -> FileInfo: ...
     def exists(self, path: str) -> bool: ...
     def read_bytes(self, path: str) -> bytes: ...

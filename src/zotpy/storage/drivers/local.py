@@ -20,6 +20,8 @@ TEMP_PREFIX = ".tmp-"
 class LocalDriver:
     """Stores bytes under ``root``; every path is checked to stay inside it."""
 
+    hard_links = True
+
     def __init__(self, root: str, *, commit: bool = False) -> None:
         self.root = os.path.realpath(root)
         self.commit = commit

@@ -13,7 +13,8 @@ S3 has no directories, no rename and no append, so this driver supplies them:
   ETags.  A PATCH that fails midway never updates the record, so it leaves no trace.  Reading such a
   file first *seals* it: the tail is sent as the last part and the upload completed in place.
 * ``move`` is a server-side copy (multipart copy above ``multipartcopythresholdsize``) and a delete;
-  ``link`` is the copy alone (S3 has no hard links).
+  ``link`` is the copy alone (S3 has no hard links, so ``hard_links`` is False and the image store
+  deduplicates with placeholder objects instead of calling it).
 * ``local_path`` is None (nothing to sendfile); ``presigned_url`` serves ``redirectBlobURL``.
 """
 
@@ -51,6 +52,8 @@ class _Appending:
 
 class S3Driver:
     """Stores bytes as objects of one bucket under a key prefix; every path is checked to stay inside."""
+
+    hard_links = False
 
     def __init__(self, settings: S3Settings, client: Any | None = None) -> None:
         self.settings = settings
