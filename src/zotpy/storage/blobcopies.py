@@ -70,6 +70,9 @@ class BlobCopies:
         if not self.placeholders:
             return self.driver.link(source, target)
         self.index.add_location(str(digest), source)
+        # Recorded before it exists: a crash in between leaves a row that reads drop as stale, never a
+        # placeholder that deleting the original would not know to hand its bytes to.
+        self.index.add_location(str(digest), target)
         self.driver.write_atomic(target, [])
         return True
 
