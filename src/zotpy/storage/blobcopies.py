@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 
 from zotpy.oci.digest import Digest
 from zotpy.storage.drivers.base import Driver, FileInfo, PathNotFound
@@ -47,7 +48,14 @@ class BlobCopies:
         return found
 
     def real_copy(self, digest: Digest, exclude: str | None = None) -> tuple[str, FileInfo] | None:
-        """The oldest recorded copy of ``digest`` (other than ``exclude``) holding its bytes, and its info.
+        """The oldest recorded copy of ``digest`` (other than ``exclude``) holding its bytes, and its info."""
+        for location, info in self._present_copies(digest, exclude):
+            if not self.is_placeholder(digest, info):
+                return location, info
+        return None
+
+    def _present_copies(self, digest: Digest, exclude: str | None) -> Iterator[tuple[str, FileInfo]]:
+        """The recorded copies of ``digest`` that exist, oldest first, with their info.
 
         Rows of copies that are gone are forgotten on the way (the index heals itself on reads).
         """
@@ -59,9 +67,8 @@ class BlobCopies:
             except PathNotFound:
                 self.index.remove_location(str(digest), location)
                 continue
-            if not info.is_dir and not self.is_placeholder(digest, info):
-                return location, info
-        return None
+            if not info.is_dir:
+                yield location, info
 
     def share(self, digest: Digest, source: str, target: str) -> bool:
         """Give ``target`` the content of the real copy ``source`` without copying its bytes: a hard link,
@@ -87,16 +94,7 @@ class BlobCopies:
         except PathNotFound:
             return
         heir = None
-        for location in self.index.locations(str(digest)):
-            if location == path:
-                continue
-            try:
-                info = self.driver.stat(location)
-            except PathNotFound:
-                self.index.remove_location(str(digest), location)
-                continue
-            if info.is_dir:
-                continue
+        for location, info in self._present_copies(digest, exclude=path):
             if not self.is_placeholder(digest, info):
                 return  # another real copy serves the placeholders
             heir = heir or location

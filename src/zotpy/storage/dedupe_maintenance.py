@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from zotpy.errors import DigestInvalid, PathNotFound
 from zotpy.oci.digest import Digest
+from zotpy.storage.drivers.base import FileInfo
 from zotpy.storage.scrub import READ_SIZE, Throttle
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class DedupePass:
         self.stores = [store for store in stores if store.dedupe]
         self.throttle = throttle
         # (digest, file id) of verified originals; (digest, (path, identity)) without hard links
-        self._sound: set[tuple[str, object]] = set()
+        self._sound: set[tuple[str, str, object]] = set()
 
     def steps(self) -> Iterator[Callable[[], None]]:
         """One callable per repository that links its duplicate copies and logs what it did."""
@@ -99,29 +100,15 @@ class DedupePass:
         if copy_info.file_id == original_info.file_id:
             store.index.add_location(str(digest), path)
             return None
-        if copy_info.size != original_info.size:
-            return f"size {copy_info.size} differs from the original's {original_info.size} ({original})"
-        key = (str(digest), original_info.file_id)
-        if key not in self._sound:
-            if not _hashes_to(store, original, digest, throttle):
-                return f"the original {original} does not match its digest"
-            self._sound.add(key)
-        with store.blob_lock(digest):
-            try:
-                # Either may have been removed or replaced while the original was being hashed.
-                if driver.stat(original).file_id != original_info.file_id:
-                    return None
-                if driver.stat(path).file_id != copy_info.file_id:
-                    return None
-            except PathNotFound:
-                return None
+
+        def link() -> str | None:
             if not driver.link(original, path):
                 return "the filesystem cannot hard-link these paths"
             store.index.add_location(str(digest), path)
-        report.linked += 1
-        report.bytes_freed += copy_info.size
-        throttle.blob_done()
-        return None
+            return None
+
+        return self._replace_copy(store, digest, (path, copy_info), (original, original_info),
+                                  lambda info: info.file_id, link, throttle, report)
 
     def _placehold_copy(self, store: ImageStore, digest: Digest, path: str, throttle: Throttle,
                         report: DedupeReport) -> str | None:
@@ -140,23 +127,41 @@ class DedupePass:
         if found is None or found[0] == path:
             return None  # the oldest real copy: the original
         original, original_info = found
-        if copy_info.size != original_info.size:
-            return f"size {copy_info.size} differs from the original's {original_info.size} ({original})"
-        key = (str(digest), (original, original_info.identity))
+
+        def placehold() -> str | None:
+            store.copies.share(digest, original, path)
+            return None
+
+        return self._replace_copy(store, digest, (path, copy_info), (original, original_info),
+                                  lambda info: info.identity, placehold, throttle, report)
+
+    def _replace_copy(self, store: ImageStore, digest: Digest, copy: tuple[str, FileInfo],
+                      original: tuple[str, FileInfo], version: Callable[[FileInfo], object],
+                      replace: Callable[[], str | None], throttle: Throttle,
+                      report: DedupeReport) -> str | None:
+        """Replace a full copy by what ``replace`` makes of it (a link, a placeholder): once the sizes
+        agree and the original hashes to ``digest``, under the blob lock, unless either file changed
+        meanwhile (``version`` tells). Returns why not, when the copy stays as it is."""
+        (path, copy_info), (source, source_info) = copy, original
+        if copy_info.size != source_info.size:
+            return f"size {copy_info.size} differs from the original's {source_info.size} ({source})"
+        key = (str(digest), source, version(source_info))
         if key not in self._sound:
-            if not _hashes_to(store, original, digest, throttle):
-                return f"the original {original} does not match its digest"
+            if not _hashes_to(store, source, digest, throttle):
+                return f"the original {source} does not match its digest"
             self._sound.add(key)
         with store.blob_lock(digest):
             try:
                 # Either may have been removed or replaced while the original was being hashed.
-                if driver.stat(original).identity != original_info.identity:
+                if version(store.driver.stat(source)) != version(source_info):
                     return None
-                if driver.stat(path).identity != copy_info.identity:
+                if version(store.driver.stat(path)) != version(copy_info):
                     return None
             except PathNotFound:
                 return None
-            store.copies.share(digest, original, path)
+            reason = replace()
+            if reason:
+                return reason
         report.linked += 1
         report.bytes_freed += copy_info.size
         throttle.blob_done()
