@@ -20,8 +20,8 @@ import time
 import bcrypt
 
 from zotpy.auth import shacrypt
-from zotpy.auth.offload import off_loop
 from zotpy.errors import ConfigError
+from zotpy.offload import off_loop
 
 log = logging.getLogger(__name__)
 

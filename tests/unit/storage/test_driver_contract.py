@@ -231,6 +231,53 @@ def test_append_failure_truncates_back(driver: Driver) -> None:
     assert driver.read_bytes("s") == b"first-second"
 
 
+AWKWARD = (1, 4095, 65_537, 1_048_577, 300_001)
+
+
+def _odd_pieces(data: bytes, sizes: tuple[int, ...] = AWKWARD) -> Iterator[bytes]:
+    """``data`` in pieces of awkward sizes, so buffer and block boundaries fall mid-piece."""
+    start, turn = 0, 0
+    while start < len(data):
+        size = sizes[turn % len(sizes)]
+        yield data[start:start + size]
+        start += size
+        turn += 1
+
+
+LARGE = os.urandom(3 * 1024 * 1024 + 4321)  # several direct-write buffers and an unaligned tail
+
+
+def test_large_write_atomic_in_odd_pieces(driver: Driver) -> None:
+    assert driver.write_atomic("big", _odd_pieces(LARGE)) == len(LARGE)
+    assert driver.read_bytes("big") == LARGE
+    assert b"".join(driver.iter_chunks("big")) == LARGE
+
+
+def test_large_appends_from_unaligned_sizes(driver: Driver) -> None:
+    driver.create("up/s")
+    cuts = [0, 777, 777 + 1_048_576, 2_500_003, len(LARGE)]
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        assert driver.append("up/s", _odd_pieces(LARGE[a:b])) == b
+    assert driver.read_bytes("up/s") == LARGE
+
+
+def test_large_append_failure_truncates_back(driver: Driver) -> None:
+    driver.create("s")
+    driver.append("s", [b"first"])
+    with pytest.raises(RuntimeError):
+        driver.append("s", chunks_then_fail(LARGE[:2_200_000]))
+    assert driver.stat("s").size == 5
+    assert driver.append("s", [LARGE]) == 5 + len(LARGE)
+    assert driver.read_bytes("s") == b"first" + LARGE
+
+
+def test_large_write_atomic_failure_keeps_old_content(driver: Driver) -> None:
+    driver.write_atomic("f", [b"old"])
+    with pytest.raises(RuntimeError):
+        driver.write_atomic("f", chunks_then_fail(LARGE[:2_200_000]))
+    assert driver.read_bytes("f") == b"old"
+
+
 def test_move(driver: Driver) -> None:
     driver.write_atomic("a/f", [b"data"])
     driver.move("a/f", "b/c/g")

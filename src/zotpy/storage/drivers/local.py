@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from zotpy.storage.drivers.base import FileInfo, PathNotFound, PathOutsideRoot, StorageError, StorageFull
+from zotpy.storage.drivers.directio import write_stream
 
 CHUNK_SIZE = 1024 * 1024
 TEMP_PREFIX = ".tmp-"
@@ -22,9 +23,10 @@ class LocalDriver:
 
     hard_links = True
 
-    def __init__(self, root: str, *, commit: bool = False) -> None:
+    def __init__(self, root: str, *, commit: bool = False, direct_writes: bool = True) -> None:
         self.root = os.path.realpath(root)
         self.commit = commit
+        self.direct_writes = direct_writes  # large streams bypass the page cache (directio.py)
         self._confined: set[str] = set()
         os.makedirs(self.root, exist_ok=True)
 
@@ -109,11 +111,13 @@ class LocalDriver:
         with _translated():
             os.makedirs(directory, exist_ok=True)
             try:
-                with open(tmp, "wb") as f:
-                    size = _copy_chunks(chunks, f)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                try:
+                    size = write_stream(fd, chunks, 0, direct=self.direct_writes)
                     if self.commit:
-                        f.flush()
-                        os.fsync(f.fileno())
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, target)
             except BaseException:
                 _remove_quietly(tmp)
@@ -131,18 +135,21 @@ class LocalDriver:
 
     def append(self, path: str, chunks: Iterable[bytes]) -> int:
         """Append to an existing file; returns its new size."""
-        with _translated(), open(self._abs(path), "r+b") as f:
-            start = f.seek(0, os.SEEK_END)
+        with _translated():
+            fd = os.open(self._abs(path), os.O_WRONLY | os.O_CLOEXEC)
             try:
-                _copy_chunks(chunks, f)
-            except BaseException:
-                # A chunk that did not arrive whole leaves no trace: the client resumes from `start`.
-                f.truncate(start)
-                raise
-            if self.commit:
-                f.flush()
-                os.fsync(f.fileno())
-            return f.tell()
+                start = os.fstat(fd).st_size
+                try:
+                    written = write_stream(fd, chunks, start, direct=self.direct_writes)
+                except BaseException:
+                    # A chunk that did not arrive whole leaves no trace: the client resumes from `start`.
+                    os.ftruncate(fd, start)
+                    raise
+                if self.commit:
+                    os.fsync(fd)
+                return start + written
+            finally:
+                os.close(fd)
 
     def move(self, src: str, dst: str) -> None:
         source, target = self._abs(src), self._abs(dst)
@@ -186,14 +193,6 @@ class LocalDriver:
     def list_dir(self, path: str) -> list[str]:
         with _translated():
             return sorted(os.listdir(self._abs(path)))
-
-
-def _copy_chunks(chunks: Iterable[bytes], f: BinaryIO) -> int:
-    size = 0
-    for chunk in chunks:
-        f.write(chunk)
-        size += len(chunk)
-    return size
 
 
 def _fsync_dir(directory: str) -> None:
