@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,12 +69,23 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
+
+
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+_SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
 def _timestamp(created: float) -> str:
-    moment = datetime.fromtimestamp(created, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``created`` as UTC ISO 8601 with milliseconds (``2026-01-05T10:00:00.123Z``)."""
+    second = int(created)
+    micro = round((created - second) * 1_000_000)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    if _SECOND[0] != second:
+        _SECOND[1] = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _SECOND[0] = second
+    return f"{_SECOND[1]}.{micro // 1000:03d}Z"
 
 
 def _handler(output: str | None) -> logging.Handler:
@@ -174,6 +187,44 @@ class GunicornLogger(glogging.Logger):
             return
         fields = access_fields(environ, _status_code(resp), getattr(resp, "sent", None), request_time)
         try:
-            self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+            if not self._write_access_line(fields):
+                self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"],
+                                     extra=fields)
         except Exception:
             self.error_log.exception("could not write the access log line")
+
+    def _write_access_line(self, fields: dict[str, Any]) -> bool:
+        """Write the line the JSON formatter would, straight to the access log's stream handlers.
+
+        One line per request through ``Logger.info`` (a LogRecord, caller lookup, filters, the
+        formatter walking the record) cost an eighth of a worker's CPU on manifest GETs. False when
+        the handlers are not the stream and file handlers set up here, so logging does it instead.
+        """
+        access_log = self.access_log
+        handlers = access_log.handlers
+        if not handlers or not access_log.isEnabledFor(logging.INFO) or not all(
+                isinstance(h, logging.StreamHandler) and isinstance(h.formatter, JsonFormatter)
+                and not h.filters and getattr(h, "stream", None) is not None for h in handlers):
+            return False
+        entry: dict[str, Any] = {
+            "time": _timestamp(time.time()),
+            "level": "info",
+            "logger": access_log.name,
+            "message": f"{fields['method']} {fields['path']} {fields['status']}",
+            "pid": os.getpid(),
+            **fields,
+        }
+        line = _ENCODER.encode(entry)
+        for handler in handlers:
+            if handler.level > logging.INFO:
+                continue
+            stream_handler: Any = handler
+            handler.acquire()
+            try:
+                if isinstance(handler, logging.handlers.WatchedFileHandler):
+                    handler.reopenIfNeeded()
+                stream_handler.stream.write(line + stream_handler.terminator)
+                handler.flush()
+            finally:
+                handler.release()
+        return True

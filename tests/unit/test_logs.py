@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +19,7 @@ from zotpy.logs import (
     AUDIT_LOGGER,
     GunicornLogger,
     JsonFormatter,
+    _timestamp,
     access_fields,
     audit,
     configure_logging,
@@ -246,3 +247,37 @@ def test_gunicorn_error_log_is_json_on_stdout(capsys: pytest.CaptureFixture[str]
     assert entry["logger"] == "gunicorn.error"
     assert entry["message"] == "Booting worker with pid: 42"
     assert err == ""
+
+
+def test_access_line_written_directly_equals_the_formatters(tmp_path: Path) -> None:
+    """The direct write and the logging path (taken when a handler has a filter) give the same line."""
+    access = tmp_path / "access.log"
+    logger = gunicorn_logger(str(access), str(tmp_path / "error.log"))
+    response = SimpleNamespace(status="200 OK", status_code=200, sent=5, headers=[])
+    env = environ(REQUEST_METHOD="GET", RAW_URI="/v2/démo/tags/list", QUERY_STRING="")
+    env["zotpy.user"] = "zoë"
+
+    def not_through_logging(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the direct path went through Logger.info")
+
+    logger.access_log.info = not_through_logging  # type: ignore[method-assign]
+    logger.access(response, SimpleNamespace(headers=[]), env, timedelta(milliseconds=2))
+    del logger.access_log.info
+    for handler in logger.access_log.handlers:
+        handler.addFilter(lambda record: True)
+    logger.access(response, SimpleNamespace(headers=[]), env, timedelta(milliseconds=2))
+    direct, logged = lines(access)
+    assert list(direct) == list(logged)  # same keys in the same order
+    direct.pop("time"), logged.pop("time")
+    assert direct == logged
+    assert direct["path"] == "/v2/démo/tags/list" and direct["user"] == "zoë"
+    assert "\\u" not in access.read_text(encoding="utf-8")  # UTF-8 as written, like the formatter
+    for handler in logger.access_log.handlers:
+        handler.close()
+
+
+@pytest.mark.parametrize("created", [0.0, 1767607200.1234, 1767607200.9999996, 1767607259.9995,
+                                     1767607200.000499, 1700000000.5])
+def test_timestamp_is_iso_utc_with_milliseconds(created: float) -> None:
+    expected = datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")
+    assert _timestamp(created) == expected.replace("+00:00", "Z")

@@ -309,7 +309,7 @@ from gevent import monkey
 monkey.patch_all()
 import hashlib, os, socket, sys, tempfile
 import gevent
-from zotpy.server import install_zero_copy_sendfile
+from zotpy.wire import install_zero_copy_sendfile
 
 calls = []
 real_sendfile = os.sendfile
@@ -383,7 +383,7 @@ class _PeerSocket:
 def test_send_buffer_shrinks_only_towards_local_peers(peer: tuple[str, int] | str, shrunk: bool) -> None:
     import socket
 
-    from zotpy.server import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
+    from zotpy.wire import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
 
     sock = _PeerSocket(peer)
     _fit_send_buffer_to_peer(sock)
@@ -394,7 +394,7 @@ def test_send_buffer_shrinks_only_towards_local_peers(peer: tuple[str, int] | st
 def test_send_buffer_of_a_real_loopback_connection_is_set() -> None:
     import socket
 
-    from zotpy.server import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
+    from zotpy.wire import LOCAL_PEER_SNDBUF, _fit_send_buffer_to_peer
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         client = socket.create_connection(server.getsockname())
@@ -418,7 +418,7 @@ def test_lean_body_reads_return_the_body_exactly(read_ahead: int, sizes: list[in
     from gunicorn.http.body import Body, LengthReader
     from gunicorn.http.unreader import SocketUnreader
 
-    from zotpy.server import install_lean_body_reads
+    from zotpy.wire import install_lean_body_reads
 
     install_lean_body_reads()
     body = random.Random(5).randbytes(3 * 1024 * 1024 + 17)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import mmap
@@ -12,32 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.pagecache import resident_pages
 from zotpy.storage.drivers import LocalDriver, build_driver, directio
 from zotpy.storage.drivers.directio import ALIGN, BUFFER_SIZE, write_stream
 
 PAGE = mmap.PAGESIZE
 DATA = os.urandom(5 * BUFFER_SIZE + 1234)
-
-
-def resident_pages(path: Path) -> int:
-    """How many of the file's pages are in the page cache (``mincore`` over a read-only map)."""
-    size = path.stat().st_size
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    with open(path, "rb") as f:
-        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
-        assert addr not in (None, ctypes.c_void_p(-1).value)
-        try:
-            pages = (size + PAGE - 1) // PAGE
-            vec = ctypes.create_string_buffer(pages)
-            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
-            return sum(b & 1 for b in vec.raw)
-        finally:
-            libc.munmap(addr, size)
 
 
 def pieces(data: bytes, size: int = 300_007) -> Iterator[bytes]:
