@@ -104,6 +104,7 @@ class Workload:
     op: str  # what one operation is, for CPU per op
     sample_rss: bool = False
     writes: int = 0  # bytes of new blobs the workload stores, for --warm-page-cache
+    prepare: Callable[[Side, int], None] | None = None  # untimed work before each run (not in CPU)
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Side:
     parts: ImageParts | None = None
     factories: dict[int, BlobFactory] = field(default_factory=dict)
     pull_pool: dict[int, list[BlobData]] = field(default_factory=dict)
+    fresh: dict[int, list[BlobData]] = field(default_factory=dict)  # just pushed, for first_pull
     mget_refs: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -248,6 +250,10 @@ def setup_side(side: Side) -> None:
             pool = [factory(side, size).make(side.unique("pull", size, i)) for i in range(cfg.blob_count)]
             for blob in pool:
                 reg.push_monolithic("pull", blob.pieces(), blob.size, blob.digest)
+            # Pulled once, as a blob in use has been: `pull` measures pulls of stored blobs, whatever
+            # path the push took (zotpy writes large blobs past the page cache); `first_pull` the other.
+            for blob in pool:
+                reg.pull_blob("pull", blob.digest)
             side.pull_pool[size] = pool
 
     def mget(reg: Registry) -> None:
@@ -327,29 +333,59 @@ def blob_push(style: str, size: int) -> Callable[[Side, int], dict[str, float]]:
     return run
 
 
+def _pull_each(side: Side, repo: str, blobs: list[BlobData], size: int) -> dict[str, float]:
+    """Fetch each blob once on one connection, timing each GET."""
+    reg = side.registry()
+    reg.conn.request("GET", "/v2/")
+    lat: list[float] = []
+    c0 = time.process_time()
+    try:
+        for blob in blobs:
+            t = time.perf_counter()
+            got = reg.pull_blob(repo, blob.digest, verify=side.cfg.verify)
+            lat.append(time.perf_counter() - t)
+            if got != blob.size:
+                raise BenchError(f"GET blob {blob.digest}: {got} bytes, expected {blob.size}")
+    finally:
+        reg.close()
+    return {
+        "_ops": len(lat),
+        "_wall": sum(lat),
+        "_client": time.process_time() - c0,
+        "mibps": size * len(lat) / MiB / sum(lat),
+        "p50_ms": pct(lat, 50) * 1e3,
+    }
+
+
 def blob_pull(size: int) -> Callable[[Side, int], dict[str, float]]:
     def run(side: Side, rnd: int) -> dict[str, float]:
+        return _pull_each(side, "pull", fixture(side.pull_pool.get(size), "blobs to pull"), size)
+
+    return run
+
+
+def push_fresh(size: int) -> Callable[[Side, int], None]:
+    """Untimed: push ``--blob-count`` new blobs for ``first_pull`` to fetch."""
+
+    def prepare(side: Side, rnd: int) -> None:
+        count = side.cfg.blob_count
+        blobs = [factory(side, size).make(side.unique("fresh", size, rnd, i)) for i in range(count)]
         reg = side.registry()
-        reg.conn.request("GET", "/v2/")
-        lat: list[float] = []
-        c0 = time.process_time()
         try:
-            for blob in fixture(side.pull_pool.get(size), "blobs to pull"):
-                t = time.perf_counter()
-                got = reg.pull_blob("pull", blob.digest, verify=side.cfg.verify)
-                lat.append(time.perf_counter() - t)
-                if got != blob.size:
-                    raise BenchError(f"GET blob {blob.digest}: {got} bytes, expected {blob.size}")
+            for blob in blobs:
+                reg.push_monolithic("fresh", blob.pieces(), blob.size, blob.digest)
         finally:
             reg.close()
-        n = len(lat)
-        return {
-            "_ops": n,
-            "_wall": sum(lat),
-            "_client": time.process_time() - c0,
-            "mibps": size * n / MiB / sum(lat),
-            "p50_ms": pct(lat, 50) * 1e3,
-        }
+        side.fresh[size] = blobs
+
+    return prepare
+
+
+def first_pull(size: int) -> Callable[[Side, int], dict[str, float]]:
+    """Each blob the untimed ``prepare`` just pushed, fetched once: a pull right after its push."""
+
+    def run(side: Side, rnd: int) -> dict[str, float]:
+        return _pull_each(side, "fresh", fixture(side.fresh.pop(size, None), "blobs just pushed"), size)
 
     return run
 
@@ -567,6 +603,8 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
             )
         )
         out.append(Workload(f"pull_{hs}", f"pull {hs} blob", blob_pull(size), blob_metrics, "blob", True))
+        out.append(Workload(f"first_pull_{hs}", f"first pull of a {hs} blob just pushed", first_pull(size),
+                            blob_metrics, "blob", True, prepare=push_fresh(size)))
     lat_metrics = [
         Metric("rps", "requests/s", "req/s", HIGHER),
         Metric("p50_ms", "latency p50", "ms", LOWER),
@@ -674,6 +712,8 @@ def workloads(cfg: argparse.Namespace) -> list[Workload]:
 def measure(side: Side, wl: Workload, rnd: int) -> dict[str, float]:
     """Run one workload once, adding server CPU per op, the load generator's CPU share and the CPU
     that everything else on the machine used meanwhile (a busy machine makes the figures noisy)."""
+    if wl.prepare is not None:
+        wl.prepare(side, rnd)
     sampler = RssSampler(side.server.pids) if wl.sample_rss and side.server.pids else None
     prewarm = 0.0
     if side.cfg.warm_page_cache and wl.writes:
