@@ -34,6 +34,7 @@ from harness import (
     Registry,
     cpu_seconds,
     parse_size,
+    pct,
     small_blob,
     spawn_zotpy,
 )
@@ -43,15 +44,6 @@ QUICK = {"repos": 60, "layer_size": "256k", "seconds": 3.0, "rounds": 1, "client
 TARGET_RATIO = 1.5
 REQUEST_TIMEOUT = 30.0  # a request this slow is counted as an error instead of stalling the run
 STEP_PAUSE = 0.01  # between steps, as zotpy.scheduler.runner paces a job
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 # --------------------------------------------------------------------------- setup

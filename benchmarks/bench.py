@@ -41,6 +41,7 @@ from harness import (
     human_size,
     page_cache_probe,
     parse_size,
+    pct,
     recycle_page_cache,
     spawn_distribution,
     spawn_zotpy,
@@ -146,15 +147,6 @@ def machine_busy_seconds() -> float:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 def run_parallel(n: int, work: Callable[[int, Registry], None], side: Side) -> tuple[float, float]:
@@ -322,15 +314,20 @@ def blob_push(style: str, size: int) -> Callable[[Side, int], dict[str, float]]:
                 lat.append(time.perf_counter() - t)
         finally:
             reg.close()
-        return {
-            "_ops": len(blobs),
-            "_wall": sum(lat),
-            "_client": time.process_time() - c0,
-            "mibps": size * len(blobs) / MiB / sum(lat),
-            "p50_ms": pct(lat, 50) * 1e3,
-        }
+        return blob_result(lat, size, c0)
 
     return run
+
+
+def blob_result(lat: list[float], size: int, client_cpu0: float) -> dict[str, float]:
+    """Throughput and p50 of one blob workload from per-blob latencies (client CPU since ``client_cpu0``)."""
+    return {
+        "_ops": len(lat),
+        "_wall": sum(lat),
+        "_client": time.process_time() - client_cpu0,
+        "mibps": size * len(lat) / MiB / sum(lat),
+        "p50_ms": pct(lat, 50) * 1e3,
+    }
 
 
 def _pull_each(side: Side, repo: str, blobs: list[BlobData], size: int) -> dict[str, float]:
@@ -348,13 +345,7 @@ def _pull_each(side: Side, repo: str, blobs: list[BlobData], size: int) -> dict[
                 raise BenchError(f"GET blob {blob.digest}: {got} bytes, expected {blob.size}")
     finally:
         reg.close()
-    return {
-        "_ops": len(lat),
-        "_wall": sum(lat),
-        "_client": time.process_time() - c0,
-        "mibps": size * len(lat) / MiB / sum(lat),
-        "p50_ms": pct(lat, 50) * 1e3,
-    }
+    return blob_result(lat, size, c0)
 
 
 def blob_pull(size: int) -> Callable[[Side, int], dict[str, float]]:

@@ -1,9 +1,10 @@
 """Named exclusive locks shared by the threads, greenlets and processes of one storage root.
 
-A lock is an in-process lock (greenlet-aware once gevent has patched ``threading``) followed by a
-non-blocking ``flock`` that is polled with ``time.sleep``.  A blocking ``flock`` is never used: a
-greenlet waiting in it would stop the whole gevent worker, and if the holder were a sibling greenlet
-of the same worker it would never be released.
+A lock is an in-process lock (greenlet-aware once gevent has patched ``threading``) followed by an
+``flock`` on a lock file, first tried without blocking.  A blocking ``flock`` is never called on the
+gevent loop (a greenlet waiting in it would stop the whole worker, and a holder that is a sibling
+greenlet would never run to release it): under gevent the wait happens in a native thread, elsewhere
+the lock is polled with ``time.sleep``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["LockSet", "LockTimeout"]
+__all__ = ["LocalLocks", "LockSet", "LockTimeout", "poll_until"]
 
 MAX_POLL_INTERVAL = 0.004
 """Longest pause, in seconds, between two attempts to take a file lock held elsewhere."""
@@ -39,6 +40,47 @@ class LockTimeout(TimeoutError):
         self.timeout = timeout
 
 
+class LocalLocks:
+    """The in-process half of a named lock: one lock per name, made on first use.
+
+    Made at call time, so locks created after gevent's monkey patching are greenlet-aware.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextlib.contextmanager
+    def hold(self, name: str, timeout: float | None, deadline: float | None) -> Iterator[None]:
+        """Hold ``name``'s lock for the ``with`` block; ``LockTimeout`` once ``deadline`` passes."""
+        with self._guard:
+            local = self._locks.get(name)
+            if local is None:
+                local = self._locks[name] = threading.Lock()
+        if not local.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+            raise LockTimeout(name, timeout or 0.0)
+        try:
+            yield
+        finally:
+            local.release()
+
+
+def poll_until(attempt: Callable[[], bool], name: str, timeout: float | None, deadline: float | None,
+               interval: float, max_interval: float) -> None:
+    """Call ``attempt`` until it returns True, sleeping (cooperatively under gevent) with a pause that
+    doubles from ``interval`` up to ``max_interval``; ``LockTimeout`` once ``deadline`` passes."""
+    pause = interval
+    while not attempt():
+        wait = pause
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(name, timeout or 0.0)
+            wait = min(wait, remaining)
+        time.sleep(wait)
+        pause = min(pause * 2, max_interval)
+
+
 class LockSet:
     """Exclusive locks identified by arbitrary strings, backed by lock files in one directory.
 
@@ -49,9 +91,7 @@ class LockSet:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.directory = directory
         self.poll_interval = poll_interval
-        # Resolved at call time, so locks made after gevent's monkey patching are greenlet-aware.
-        self._guard = threading.Lock()
-        self._local: dict[str, threading.Lock] = {}
+        self._local = LocalLocks()
 
     def path(self, name: str) -> str:
         """Return the lock file for ``name``; a digest of the name, so no name can escape the directory."""
@@ -65,10 +105,7 @@ class LockSet:
         Raises ``LockTimeout`` when ``timeout`` seconds pass before the lock is taken.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        local = self._local_lock(name)
-        if not local.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
-            raise LockTimeout(name, timeout or 0.0)
-        try:
+        with self._local.hold(name, timeout, deadline):
             fd = os.open(self.path(name), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
             try:
                 self._flock(fd, name, timeout, deadline)
@@ -78,16 +115,6 @@ class LockSet:
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
-        finally:
-            local.release()
-
-    def _local_lock(self, name: str) -> threading.Lock:
-        """Return the in-process lock for ``name``, creating it on first use."""
-        with self._guard:
-            local = self._local.get(name)
-            if local is None:
-                local = self._local[name] = threading.Lock()
-            return local
 
     def _flock(self, fd: int, name: str, timeout: float | None, deadline: float | None) -> None:
         """Take the file lock on ``fd`` without stopping other greenlets.
@@ -96,31 +123,23 @@ class LockSet:
         soon as the holder lets go, before the holder's process can take the lock again, so two busy
         workers take turns instead of one starving the other between polls. Elsewhere it polls.
         """
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as error:
-            if error.errno not in _BUSY:
-                raise
-        if _gevent_patched():
-            _wait_in_thread(fd, name, timeout, deadline)
-            return
-        delay = self.poll_interval
-        while True:
+
+        def attempt() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
             except OSError as error:
                 if error.errno not in _BUSY:
                     raise
-            pause = delay
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LockTimeout(name, timeout or 0.0)
-                pause = min(pause, remaining)
-            time.sleep(pause)
-            delay = min(delay * 2, max(MAX_POLL_INTERVAL, self.poll_interval))
+                return False
+            return True
+
+        if attempt():
+            return
+        if _gevent_patched():
+            _wait_in_thread(fd, name, timeout, deadline)
+            return
+        poll_until(attempt, name, timeout, deadline, self.poll_interval,
+                   max(MAX_POLL_INTERVAL, self.poll_interval))
 
 
 def _gevent_patched() -> bool:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from zotpy.locks import LockTimeout
+from zotpy.locks import LocalLocks, poll_until
 
 __all__ = ["AdvisoryLockSet", "HeldAdvisoryLock", "advisory_key"]
 
@@ -42,22 +42,21 @@ class AdvisoryLockSet:
         self._connect = connect
         self.namespace = namespace
         self.poll_interval = poll_interval
-        self._guard = threading.Lock()
-        self._local: dict[str, threading.Lock] = {}
+        self._local = LocalLocks()
+        self._guard = threading.Lock()  # guards the idle connections
         self._idle: list[Any] = []
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        local = self._local_lock(name)
-        if not local.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
-            raise LockTimeout(name, timeout or 0.0)
-        try:
+        with self._local.hold(name, timeout, deadline):
             key = advisory_key(self.namespace, name)
             conn = self._take()
             healthy = False
             try:
-                self._acquire(conn, key, name, timeout, deadline)
+                # A cooperative sleep between tries, never a blocking pg_advisory_lock (see above).
+                poll_until(lambda: bool(_execute(conn, "SELECT pg_try_advisory_lock(%s)", key)),
+                           name, timeout, deadline, self.poll_interval, MAX_POLL_INTERVAL)
                 try:
                     yield
                 finally:
@@ -65,26 +64,6 @@ class AdvisoryLockSet:
                 healthy = True
             finally:
                 self._give(conn, healthy)
-        finally:
-            local.release()
-
-    def _acquire(self, conn: Any, key: int, name: str, timeout: float | None, deadline: float | None) -> None:
-        pause = self.poll_interval
-        while not _execute(conn, "SELECT pg_try_advisory_lock(%s)", key):
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LockTimeout(name, timeout or 0.0)
-                pause = min(pause, remaining)
-            time.sleep(pause)  # cooperative under gevent
-            pause = min(pause * 2, MAX_POLL_INTERVAL)
-
-    def _local_lock(self, name: str) -> threading.Lock:
-        with self._guard:
-            local = self._local.get(name)
-            if local is None:
-                local = self._local[name] = threading.Lock()
-            return local
 
     def _take(self) -> Any:
         with self._guard:

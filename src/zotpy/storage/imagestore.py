@@ -478,39 +478,32 @@ class ImageStore:
                     self._committing.discard(repo)
 
     def _apply_puts(self, repo: str, batch: list[_PendingPut]) -> None:
-        """Record a batch of pushes in one index.json write; undo the ones whose hook fails."""
-        everything = batch
-        try:
-            self._ensure_repo_locked(repo)
-            batch = [p for p in batch if not self._lost_reference(repo, p)]
-            previous = self.driver.read_bytes(layout.index_path(repo))
-            updated = self._apply_all(repo, previous, batch)
-            if updated != previous:
-                self.driver.write_atomic(layout.index_path(repo), [updated])
-            failed = []
-            for pending in batch:
-                try:
-                    if pending.on_commit is not None:
-                        pending.on_commit()
-                except BaseException as exc:
-                    pending.error = exc
-                    failed.append(pending)
-            if failed:
-                kept = [p for p in batch if p.error is None]
-                doc = layout.decode_index(previous)
-                _record_all(doc["manifests"], kept)
-                self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
-                named = {e.get("digest") for e in doc["manifests"]}
-                for pending in failed:
-                    if pending.new_blob and str(pending.digest) not in named:
-                        self._remove_blob_file(repo, pending.digest)
-        except BaseException as exc:
-            for pending in everything:
-                if pending.error is None:
-                    pending.error = exc
-        finally:
-            for pending in everything:
-                pending.done = True
+        """Record a batch of pushes in one index.json write; undo the ones whose hook fails.
+
+        An error escaping here fails the whole batch (``_commit_pending`` records it on each push)."""
+        self._ensure_repo_locked(repo)
+        batch = [p for p in batch if not self._lost_reference(repo, p)]
+        previous = self.driver.read_bytes(layout.index_path(repo))
+        updated = self._apply_all(repo, previous, batch)
+        if updated != previous:
+            self.driver.write_atomic(layout.index_path(repo), [updated])
+        failed = []
+        for pending in batch:
+            try:
+                if pending.on_commit is not None:
+                    pending.on_commit()
+            except BaseException as exc:
+                pending.error = exc
+                failed.append(pending)
+        if failed:
+            kept = [p for p in batch if p.error is None]
+            doc = layout.decode_index(previous)
+            _record_all(doc["manifests"], kept)
+            self.driver.write_atomic(layout.index_path(repo), [layout.encode_index(doc)])
+            named = {e.get("digest") for e in doc["manifests"]}
+            for pending in failed:
+                if pending.new_blob and str(pending.digest) not in named:
+                    self._remove_blob_file(repo, pending.digest)
 
     def _apply_all(self, repo: str, raw: bytes, batch: list[_PendingPut]) -> bytes:
         """index.json bytes with every push of ``batch`` recorded.
