@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from zotpy import DIST_SPEC_VERSION, __version__
+
+if TYPE_CHECKING:
+    from zotpy.config import Config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,19 +58,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_config(path: str) -> Config | None:
+    """The validated config, or None after printing the error that names the key."""
+    from zotpy.config import load
+    from zotpy.errors import ConfigError
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _verify(args: argparse.Namespace) -> int:
     """Exit 0 with ``config OK`` for a valid config, 1 with the error naming the key otherwise.
 
     Like zot's ``verify`` it only validates; what ``serve`` would still refuse (features not built yet)
     is reported as a warning.
     """
-    from zotpy.config import check_runnable, load
+    from zotpy.config import check_runnable
     from zotpy.errors import ConfigError
 
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -81,16 +95,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _scrub(args: argparse.Namespace) -> int:
     """Print a table of every image's verdict; exit 1 when any is affected, 2 when scrub cannot run."""
     from zotpy.app import build_registry
-    from zotpy.config import load
-    from zotpy.errors import ConfigError
     from zotpy.extensions.scrub import server_listening
     from zotpy.scheduler.process import RootLocks
     from zotpy.storage.scrub import ScrubPass, format_table
 
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 2
     # Two signs of a live server, as zot checks the first: something answers at its address, or a
     # scheduler holds the root (held here in turn, so none starts GC while scrub reads).
@@ -118,17 +128,13 @@ def _gc(args: argparse.Namespace) -> int:
     """Collect every store once (also those with ``gc`` off); one line per removal."""
     import dataclasses
 
-    from zotpy.config import load
-    from zotpy.errors import ConfigError
     from zotpy.logs import configure_logging
     from zotpy.meta.db import close_if_open
     from zotpy.scheduler.jobs import collectors
     from zotpy.scheduler.process import build_registry_with_hooks
 
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 2
     # The report goes to stdout; log lines (and the audit log) go where configured, else to stderr.
     configure_logging(dataclasses.replace(config.log, output=config.log.output or "/dev/stderr"))
