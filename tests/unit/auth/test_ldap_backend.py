@@ -154,8 +154,11 @@ def test_start_tls(directory: Slapd, tls_pair: tuple[Path, Path]) -> None:
 def test_concurrent_checks_share_a_bounded_pool(directory: Slapd) -> None:
     ldap = LDAPBackend(directory.auth_settings(), pool_size=2)
     cases = [("alice", "alice-pass"), ("bob", "bob-pass"), ("bob", "wrong"), ("nobody", "x")] * 10
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda case: ldap.check(*case), cases))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda case: ldap.check(*case), cases))
+    finally:
+        ldap.close()  # the pooled TLS connections, else left to the garbage collector
     expected = [frozenset({DEVS, ADMINS}), frozenset({DEVS}), None, None] * 10
     assert results == expected
 
