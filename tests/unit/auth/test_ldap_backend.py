@@ -36,6 +36,22 @@ def directory(tmp_path_factory: pytest.TempPathFactory, tls_pair: tuple[Path, Pa
         yield slapd
 
 
+@pytest.fixture(autouse=True)
+def close_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every backend a test made: its pooled connections, else left to the garbage collector."""
+    made: list[LDAPBackend] = []
+    real_init = LDAPBackend.__init__
+
+    def init(self: LDAPBackend, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(LDAPBackend, "__init__", init)
+    yield
+    for ldap in made:
+        ldap.close()
+
+
 def backend(directory: Slapd, **overrides: object) -> LDAPBackend:
     return LDAPBackend(directory.auth_settings(**overrides), connect_timeout=1, receive_timeout=1)
 
@@ -154,11 +170,8 @@ def test_start_tls(directory: Slapd, tls_pair: tuple[Path, Path]) -> None:
 def test_concurrent_checks_share_a_bounded_pool(directory: Slapd) -> None:
     ldap = LDAPBackend(directory.auth_settings(), pool_size=2)
     cases = [("alice", "alice-pass"), ("bob", "bob-pass"), ("bob", "wrong"), ("nobody", "x")] * 10
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda case: ldap.check(*case), cases))
-    finally:
-        ldap.close()  # the pooled TLS connections, else left to the garbage collector
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda case: ldap.check(*case), cases))
     expected = [frozenset({DEVS, ADMINS}), frozenset({DEVS}), None, None] * 10
     assert results == expected
 
